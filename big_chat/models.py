@@ -39,7 +39,7 @@ class Event(BaseModel):
 class EventsPage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nextPageUrl: str | None  # noqa: N815 - the contract's spelling
+    nextPageUrl: str | None  # the contract's spelling
     events: list[Event]
 
 

@@ -151,7 +151,7 @@ _LINES = (
     "¿Puedo pagar el pedido {order} en dos plazos?",
     "Great, thank you 😊",
     "ok 👍",
-    "Привет, у меня вопрос по заказу {order}.",
+    "Привет, у меня вопрос по заказу {order}.",  # noqa: RUF001 - Cyrillic on purpose
     "ありがとうございます!",
     "My voucher {ticket} is rejected 🙁",
     "Could you resend the invoice for {order} to my other e-mail?",
@@ -301,7 +301,8 @@ class World:
             if s.advisors > 1 and rng.random() < s.transfer_probability:
                 t += gap()
                 new = rng.choice([a for a in range(1, s.advisors + 1) if a != current])
-                old, quirk = current, None
+                old: int = current
+                quirk: QuirkKind | None = None
                 if qrng.random() < s.wrong_old_advisor_rate:
                     wrong = [a for a in range(1, s.advisors + 1) if a not in (current, new)]
                     others = wrong or [a for a in range(1, s.advisors + 1) if a != current]
