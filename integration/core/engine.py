@@ -1,0 +1,262 @@
+"""The engine: poll a source in windows into the inbox, apply the inbox through keyed dispatch,
+stop cleanly, and heal after an unclean stop.
+
+Knows nothing of any particular system; a sync plugs in as a ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from .clock import Clock, iso
+from .dispatch import KeyedDispatcher
+from .errors import IntegrationError, PermanentError, TransientError
+from .pipeline import Pipeline
+from .retry import RetryPolicy, retrying
+from .stats import Stats
+from .store import InboxEntry, SQLiteStore
+
+log = logging.getLogger("integration.engine")
+
+RUNNING_MARK = "running:{name}"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    poll_interval: float = 10.0
+    lag: float = 2.0
+    """Seconds behind now that a window ends, so events recorded a little late are in it."""
+    max_window: float = 300.0
+    """After downtime, catch up in windows of at most this many seconds, not one huge one."""
+    start_at: float | None = None
+    """Where a brand-new state starts; None: now."""
+    concurrency: int = 16
+    shutdown_grace: float = 10.0
+    rescan_interval: float = 5.0
+    """How often pending entries are re-read from the start (dead letters put back by the CLI)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def window_end(cursor: float, now: float, settings: EngineSettings) -> float:
+    """End of the next window starting at ``cursor``: ``now - lag``, at most ``max_window``
+    ahead, whole seconds (the source's timestamps are whole seconds)."""
+    return float(math.floor(min(now - settings.lag, cursor + settings.max_window)))
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` at most ``seconds``; True if it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class Engine:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: SQLiteStore,
+        clock: Clock,
+        settings: EngineSettings,
+        stats: Stats | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.stats = stats or Stats()
+        self._wake = asyncio.Event()
+        self._inflight: set[int] = set()
+        self._dispatcher: KeyedDispatcher[str, InboxEntry] = KeyedDispatcher(
+            self._handle, concurrency=settings.concurrency, max_queued=settings.concurrency * 64
+        )
+        self._apply = retrying(settings.retry, on_retry=self._on_retry)(pipeline.apply)
+
+    # -- polling ---------------------------------------------------------------------------
+
+    async def poll_once(self) -> bool:
+        """Fetch and store the next window. Returns True when there is more to catch up."""
+        name = self.pipeline.name
+        cursor = await self.store.get_cursor(name)
+        now = self.clock.now()
+        if cursor is None:
+            cursor = float(math.floor(self.settings.start_at or now - self.settings.lag))
+            await self.store.set_cursor(name, cursor)
+            log.info("new state: %s starts at %s", name, iso(cursor))
+        self.stats.cursor = cursor
+        end = window_end(cursor, now, self.settings)
+        if end <= cursor:
+            return False
+        started = time.perf_counter()
+        pages = new = duplicate = rejected = 0
+        async for page in self.pipeline.pages(cursor, end):
+            stored = await self.store.store_page(
+                name, page.entries, page.rejects, cursor=(name, end) if page.last else None
+            )
+            pages += 1
+            new += stored.new
+            duplicate += stored.duplicate
+            rejected += stored.rejected
+            if stored.new:
+                self._wake.set()
+            if page.last:
+                break
+        else:
+            raise TransientError(f"{name}: the window ended without a last page")
+        elapsed = time.perf_counter() - started
+        self.stats.windows += 1
+        self.stats.pages += pages
+        self.stats.fetched_new += new
+        self.stats.fetched_duplicate += duplicate
+        self.stats.rejected += rejected
+        self.stats.cursor = end
+        self.stats.last_poll_ok_at = self.clock.now()
+        self.stats.last_poll_error = None
+        self.stats.last_poll_seconds = elapsed
+        log.info(
+            "poll %s [%s, %s): %d page(s), %d new, %d duplicate, %d rejected, %.2fs",
+            name,
+            iso(cursor),
+            iso(end),
+            pages,
+            new,
+            duplicate,
+            rejected,
+            elapsed,
+        )
+        return window_end(end, self.clock.now(), self.settings) > end
+
+    async def _poll_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            more = False
+            try:
+                more = await self.poll_once()
+            except IntegrationError as exc:
+                self.stats.poll_failures += 1
+                self.stats.last_poll_error = str(exc)
+                log.warning("poll failed, will retry next interval: %s", exc)
+                await self._recover("a window failed part-way")
+            if more:
+                continue
+            await wait_for_event(stopping, self.settings.poll_interval)
+
+    async def _recover(self, reason: str) -> None:
+        try:
+            await self.pipeline.recover(reason)
+        except IntegrationError as exc:
+            log.warning("recovery (%s) incomplete, will try again: %s", reason, exc)
+            await self.store.meta_put(RUNNING_MARK.format(name=self.pipeline.name), "dirty")
+        self._wake.set()
+
+    # -- applying --------------------------------------------------------------------------
+
+    async def _feed_loop(self) -> None:
+        """Move pending inbox entries into the dispatcher, in inbox order."""
+        watermark = 0
+        last_rescan = self.clock.now()
+        while True:
+            entries = await self.store.pending(self.pipeline.name, watermark, 500)
+            for entry in entries:
+                watermark = max(watermark, entry.seq)
+                if entry.seq in self._inflight:
+                    continue
+                self._inflight.add(entry.seq)
+                await self._dispatcher.submit(entry.key, entry)
+            if len(entries) == 500:
+                continue
+            self._wake.clear()
+            await wait_for_event(self._wake, self.settings.rescan_interval)
+            if self.clock.now() - last_rescan >= self.settings.rescan_interval:
+                # Entries can become pending behind the watermark (a dead letter put back).
+                watermark = 0
+                last_rescan = self.clock.now()
+
+    async def _handle(self, key: str, entry: InboxEntry) -> bool:
+        try:
+            await self._apply(entry)
+        except PermanentError as exc:
+            await self._dead_letter(entry, str(exc), blocking=exc.blocking)
+            return not exc.blocking
+        except TransientError as exc:  # only when the policy gives up
+            await self._dead_letter(entry, f"gave up retrying: {exc}", blocking=True)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("bug: unexpected error applying %s entry %d", entry.kind, entry.seq)
+            await self._dead_letter(
+                entry, f"unexpected error: {exc.__class__.__name__}: {exc}", blocking=True
+            )
+            return False
+        else:
+            await self.store.mark_done([entry.seq])
+            self.stats.applied += 1
+            return True
+        finally:
+            self._inflight.discard(entry.seq)
+
+    async def _dead_letter(self, entry: InboxEntry, reason: str, *, blocking: bool) -> None:
+        letter = await self.store.dead_letter(entry, reason, blocking=blocking)
+        self.stats.dead_lettered += 1
+        self.stats.dead_by_reason[reason.split(":", 1)[0][:60]] += 1
+        log.warning(
+            "dead letter %d: %s %s of %s: %s%s",
+            letter,
+            self.pipeline.name,
+            entry.kind,
+            entry.key,
+            reason,
+            " (its later events wait behind it)" if blocking else "",
+        )
+
+    def _on_retry(self, details: dict[str, object]) -> None:
+        self.stats.retries += 1
+        exc = details.get("exception")
+        log.info(
+            "retrying in %.1fs (try %s): %s", details.get("wait", 0), details.get("tries"), exc
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> bool:
+        """Run until ``stopping`` is set; then stop polling, finish what is in flight within the
+        grace period, and return True if the stop was clean."""
+        mark = RUNNING_MARK.format(name=self.pipeline.name)
+        previous = await self.store.meta_get(mark)
+        await self.store.meta_put(mark, iso(self.clock.now()))
+        if previous is not None:
+            log.warning(
+                "%s: the previous run did not stop cleanly (started %s); reconciling",
+                self.pipeline.name,
+                previous,
+            )
+            await self._recover("unclean stop")
+        self._dispatcher.start()
+        poller = asyncio.create_task(self._poll_loop(stopping), name="poller")
+        feeder = asyncio.create_task(self._feed_loop(), name="feeder")
+        try:
+            await stopping.wait()
+        finally:
+            # A window being fetched is allowed to finish: cancelling between receiving a page
+            # and storing it would lose events the source may never serve again.
+            clean = True
+            try:
+                await asyncio.wait_for(poller, self.settings.shutdown_grace)
+            except TimeoutError:
+                clean = False
+                log.warning("stop: the poll in progress did not finish in time; cancelled it")
+            except Exception:  # the poller's own failure was already logged
+                pass
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            await self._dispatcher.drop_queued()
+            if not await self._dispatcher.stop(self.settings.shutdown_grace):
+                log.warning("stop: in-flight events did not finish in time; they stay pending")
+            if clean:
+                await self.store.meta_put(mark, None)
+        return clean
