@@ -1,0 +1,1 @@
+"""BigChat: the external live-chat product, read through its HTTP API."""

@@ -1,0 +1,1 @@
+"""OurAPI: our main API (chats, agents, messages)."""
