@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from hypothesis import given, settings
@@ -158,11 +159,12 @@ def test_quirks_leave_the_rest_of_the_script_unchanged() -> None:
         assert set(base) <= set(extra)
 
 
-def test_history_of_an_hour_is_generated_lazily_and_fast() -> None:
-    import time
-
-    began = time.perf_counter()
+def test_a_window_generates_only_the_conversations_that_can_reach_it() -> None:
     world = World(BigChatSettings(conversation_rate=5).world_settings(), EPOCH)
-    world.events_between(NOW - 60, NOW, NOW)  # a recent window touches recent conversations only
-    assert time.perf_counter() - began < 0.5
-    assert len(world._scripts) < 200
+    began = time.perf_counter()
+    world.events_between(NOW - 60, NOW, NOW)
+    assert time.perf_counter() - began < 1.0
+    generated = len(world._scripts)
+    started = len(world.conversation_ids(NOW))
+    assert started > 15_000
+    assert generated <= 5 * 1.3 * (60 + world.max_duration) < started / 2
