@@ -9,13 +9,15 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from our_api.models import Agent, AgentCreate, Chat, ChatCreate, ChatUpdate, Message, MessageCreate
+
+if TYPE_CHECKING:
+    from pydantic.json_schema import JsonSchemaMode
 
 REF = "#/components/schemas/{model}"
 
@@ -140,6 +142,10 @@ _VALIDATION_SCHEMA = {
 
 
 def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    # Imported here: pydantic's JSON-schema machinery is slow to import and only needed when the
+    # document is first asked for, so the server starts answering sooner.
+    from pydantic.json_schema import models_json_schema
+
     modes: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for op in OPERATIONS:
         if op.body is not None:
@@ -263,16 +269,21 @@ def render_docs(document: dict[str, Any]) -> str:
 
 
 def add_routes(app: web.Application) -> None:
-    """Serve the document and the page; both are built once, when the app is made."""
-    document = build_document()
-    document_body = json.dumps(document).encode()
-    page = render_docs(document)
+    """Serve the document and the page, built on first request (keeps start-up fast)."""
+    built: dict[str, bytes] = {}
+
+    def content(kind: str) -> bytes:
+        if not built:
+            document = build_document()
+            built["json"] = json.dumps(document).encode()
+            built["html"] = render_docs(document).encode()
+        return built[kind]
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=document_body, content_type="application/json")
+        return web.Response(body=content("json"), content_type="application/json")
 
     async def docs(request: web.Request) -> web.Response:
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(body=content("html"), content_type="text/html", charset="utf-8")
 
     app.router.add_get("/openapi.json", openapi_json, allow_head=False)
     app.router.add_get("/docs", docs, allow_head=False)
