@@ -30,6 +30,7 @@ class KeyedDispatcher(Generic[K, T]):
         concurrency: int,
         max_queued: int = 10_000,
         batch_per_turn: int = 16,
+        on_dropped: Callable[[list[T]], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -40,6 +41,7 @@ class KeyedDispatcher(Generic[K, T]):
         self._queued = 0
         self._max_queued = max_queued
         self._batch_per_turn = batch_per_turn
+        self._on_dropped = on_dropped
         self._room = asyncio.Condition()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -90,14 +92,18 @@ class KeyedDispatcher(Generic[K, T]):
 
     async def drop_queued(self) -> int:
         """Forget queued (not running) items: at shutdown, they stay pending in the store."""
-        dropped = 0
+        dropped: list[T] = []
         for key, queue in self._queues.items():
             keep = 1 if key in self._running else 0
             while len(queue) > keep:
-                queue.pop()
-                dropped += 1
-        await self._release(dropped)
-        return dropped
+                dropped.append(queue.pop())
+        await self._dropped(dropped)
+        return len(dropped)
+
+    async def _dropped(self, items: list[T]) -> None:
+        if self._on_dropped is not None and items:
+            self._on_dropped(items)
+        await self._release(len(items))
 
     async def _run(self) -> None:
         while True:
@@ -117,8 +123,9 @@ class KeyedDispatcher(Generic[K, T]):
                         queue.popleft()
                         await self._release(1)
                     if not keep_going:
-                        await self._release(len(queue))
+                        dropped = list(queue)
                         queue.clear()
+                        await self._dropped(dropped)
             finally:
                 self._running.discard(key)
                 if queue:

@@ -70,10 +70,13 @@ class Engine:
         self.clock = clock
         self.settings = settings
         self.stats = stats or Stats()
-        self._wake = asyncio.Event()
+        self._wake = store.inbox_changed
         self._inflight: set[int] = set()
         self._dispatcher: KeyedDispatcher[str, InboxEntry] = KeyedDispatcher(
-            self._handle, concurrency=settings.concurrency, max_queued=settings.concurrency * 64
+            self._handle,
+            concurrency=settings.concurrency,
+            max_queued=settings.concurrency * 64,
+            on_dropped=self._forget,
         )
         self._apply = retrying(settings.retry, on_retry=self._on_retry)(pipeline.apply)
 
@@ -102,8 +105,6 @@ class Engine:
             new += stored.new
             duplicate += stored.duplicate
             rejected += stored.rejected
-            if stored.new:
-                self._wake.set()
             if page.last:
                 break
         else:
@@ -160,6 +161,7 @@ class Engine:
         watermark = 0
         last_rescan = self.clock.now()
         while True:
+            self._wake.clear()  # before reading, so nothing stored meanwhile is missed
             entries = await self.store.pending(self.pipeline.name, watermark, 500)
             for entry in entries:
                 watermark = max(watermark, entry.seq)
@@ -169,12 +171,17 @@ class Engine:
                 await self._dispatcher.submit(entry.key, entry)
             if len(entries) == 500:
                 continue
-            self._wake.clear()
             await wait_for_event(self._wake, self.settings.rescan_interval)
             if self.clock.now() - last_rescan >= self.settings.rescan_interval:
                 # Entries can become pending behind the watermark (a dead letter put back).
                 watermark = 0
                 last_rescan = self.clock.now()
+
+    def _forget(self, entries: list[InboxEntry]) -> None:
+        """Entries dropped from the dispatcher (their key blocked, or shutting down) stay
+        pending in the store; the feeder may hand them out again later."""
+        for entry in entries:
+            self._inflight.discard(entry.seq)
 
     async def _handle(self, key: str, entry: InboxEntry) -> bool:
         try:

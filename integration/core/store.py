@@ -120,12 +120,17 @@ class StateStore(Protocol):
     async def map_get(self, namespace: str, key: str) -> str | None: ...
     async def map_put(self, namespace: str, key: str, value: str) -> None: ...
     async def map_keys(self, namespace: str) -> list[str]: ...
+    async def map_items(self, namespace: str) -> dict[str, str]: ...
+    async def active_keys(self, source: str, since: float) -> list[str]: ...
     async def ledger_get(self, namespace: str, key: str) -> str | None: ...
     async def ledger_put(self, namespace: str, key: str, state: str) -> None: ...
     async def ledger_delete(self, namespace: str, key: str) -> None: ...
     async def meta_get(self, name: str) -> str | None: ...
     async def meta_put(self, name: str, value: str | None) -> None: ...
     async def status(self, source: str) -> Status: ...
+
+    @property
+    def inbox_changed(self) -> asyncio.Event: ...
 
 
 _MIGRATIONS: list[str] = [
@@ -192,6 +197,8 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self.inbox_changed = asyncio.Event()
+        """Set whenever new entries enter the inbox: wakes whoever applies them."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -368,7 +375,17 @@ class SQLiteStore:
                 await _upsert_cursor(db, cursor[0], cursor[1], now)
             return StoredPage(new=new, duplicate=len(entries) - new, rejected=rejected)
 
-        return await self.write(op)
+        stored = await self.write(op)
+        if stored.new:
+            self.inbox_changed.set()
+        return stored
+
+    async def active_keys(self, source: str, since: float) -> list[str]:
+        """Keys with an entry that occurred at or after ``since``."""
+        rows = await self._read(
+            "SELECT DISTINCT key FROM inbox WHERE source = ? AND occurred_at >= ?", (source, since)
+        )
+        return [str(row[0]) for row in rows]
 
     async def pending(self, source: str, after_seq: int, limit: int) -> list[InboxEntry]:
         """Pending entries after ``after_seq`` in inbox order, skipping blocked keys (those with

@@ -1,0 +1,1 @@
+"""The main sync: BigChat conversations into OurAPI chats, agents and messages."""
