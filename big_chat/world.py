@@ -347,7 +347,9 @@ class World:
 
     def conversation(self, conversation_id: int, now: float) -> Conversation | None:
         """The conversation as ``/conversations/{id}`` shows it, or None before it starts."""
-        if conversation_id < 1 or self.start_at(conversation_id) > now:
+        # Compared with the count started by now, not start_at(id): a huge id must not make the
+        # world generate arrivals up to it.
+        if not 1 <= conversation_id <= self.started_count(now):
             return None
         script = self.script(conversation_id)
         return Conversation(
