@@ -8,13 +8,14 @@ import aiohttp
 
 from integration.core.serving import serve_app
 from our_api import OurApiSettings, create_app
-from tests.our_api.conftest import Api
+from tests.our_api.conftest import Api, StartApi
 
 
 async def test_data_survives_an_app_restart_on_the_same_file(tmp_path: Path) -> None:
     settings = OurApiSettings(db=str(tmp_path / "kept.db"))
-    async with serve_app(create_app(settings)) as served, aiohttp.ClientSession() as session:
-        first = Api(None, served.url, session)  # type: ignore[arg-type]
+    first_app = create_app(settings)
+    async with serve_app(first_app) as served, aiohttp.ClientSession() as session:
+        first = Api(first_app, served.url, session)
         agent_id = await first.agent()
         chat_id = await first.chat("77", agent_id=agent_id)
         await first.call(
@@ -22,8 +23,9 @@ async def test_data_survives_an_app_restart_on_the_same_file(tmp_path: Path) -> 
             f"/chats/{chat_id}/messages",
             json={"sent_at": "2024-05-01T03:00:00Z", "text": "kept"},
         )
-    async with serve_app(create_app(settings)) as served, aiohttp.ClientSession() as session:
-        second = Api(None, served.url, session)  # type: ignore[arg-type]
+    second_app = create_app(settings)
+    async with serve_app(second_app) as served, aiohttp.ClientSession() as session:
+        second = Api(second_app, served.url, session)
         assert (await second.call("GET", f"/agents/{agent_id}"))[0] == 200
         _, chats = await second.call("GET", "/chats", params={"external_id": "77"})
         assert [c["chat_id"] for c in chats] == [chat_id]
@@ -31,8 +33,8 @@ async def test_data_survives_an_app_restart_on_the_same_file(tmp_path: Path) -> 
         assert [m["text"] for m in messages] == ["kept"]
 
 
-async def test_an_in_memory_database_works(start_api: object) -> None:
-    api = await start_api(db=":memory:")  # type: ignore[operator]
+async def test_an_in_memory_database_works(start_api: StartApi) -> None:
+    api = await start_api(db=":memory:")
     chat_id = await api.chat()
     assert (await api.call("GET", f"/chats/{chat_id}"))[0] == 200
 

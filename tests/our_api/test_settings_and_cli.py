@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("value", [-0.1, 1.1])
 def test_settings_refuse_a_rate_outside_0_to_1(field: str, value: float) -> None:
     with pytest.raises(ValidationError):
-        OurApiSettings(**{field: value})  # type: ignore[arg-type]
+        OurApiSettings.model_validate({field: value})
 
 
 def test_settings_refuse_a_negative_latency_and_a_zero_rate_limit() -> None:
