@@ -66,6 +66,7 @@ def test_each_script_is_start_messages_transfers_then_end() -> None:
         for e in script.events:
             if e.event_name == "TRANSFER":
                 transfers += 1
+                assert e.new_advisor_id is not None
                 assert e.old_advisor_id == current != e.new_advisor_id
                 current = e.new_advisor_id
     assert transfers > 0
