@@ -103,8 +103,7 @@ class BigChatToOurApi:
             event = parse_event(json.loads(entry.payload), self.clock.now())
         except (ValueError, TypeError) as exc:
             raise InvalidInput(str(exc)) from None
-        state = await self._state(event.conversation_id)
-        await self._ensure_chat(state)
+        state = await self._ensure_chat(await self._state(event.conversation_id))
         match event.event_name:
             case EventName.START:
                 await self._start(state, event)
@@ -143,7 +142,10 @@ class BigChatToOurApi:
         try:
             await self.ourapi.post_message(chat_id, message_create(event))
         except TransientError as exc:
-            if not exc.maybe_applied:
+            if exc.maybe_applied:
+                # What we know of this chat's messages may now be wrong: read it afresh.
+                self._read_back.pop(chat_id, None)
+            else:
                 await self.store.ledger_delete(MESSAGE_LEDGER, key)
             raise
         except PermanentError:
@@ -231,9 +233,10 @@ class BigChatToOurApi:
         while len(self._states) > _CACHE_SIZE:
             self._states.popitem(last=False)
 
-    async def _ensure_chat(self, state: ConversationState) -> None:
+    async def _ensure_chat(self, state: ConversationState) -> ConversationState:
+        """The conversation's state, with its chat in OurAPI found or created."""
         if state.chat_id is not None:
-            return
+            return state
         ext = external_id(state.conversation_id)
         agent = await self._agent_for(state.advisor_id)
         chat: Chat | None = None
@@ -271,6 +274,7 @@ class BigChatToOurApi:
             state = await self._align(state, chat, agent)
         await self._save(state)
         await self.store.ledger_put(CHAT_LEDGER, ext, "done")
+        return state
 
     async def _align(self, state: ConversationState, chat: Chat, agent: UUID) -> ConversationState:
         """A chat that already existed (created by an earlier attempt, or before this state

@@ -13,6 +13,7 @@ from ...connectors.bigchat.client import BigChatClient
 from ...connectors.bigchat.models import Conversation, Event, EventName
 from ...connectors.ourapi.client import OurApiClient
 from ...connectors.ourapi.models import Chat, Message
+from ...core.retry import RetryPolicy, retrying
 from .mapping import external_id
 
 
@@ -111,19 +112,23 @@ async def verify(
     conversation_ids: list[int],
     *,
     concurrency: int = 8,
+    retry: RetryPolicy | None = None,
 ) -> Report:
+    """Compare ``conversation_ids``; every read is retried on transient failures (the services
+    verified are the same ones that misbehave)."""
     report = Report()
+    again = retrying(retry or RetryPolicy(base=0.2, max_delay=5.0, max_tries=8))
     gate = asyncio.Semaphore(concurrency)
     agent_of: dict[int, UUID | None] = {}
     agents_by_email: dict[str, list[UUID]] = {}
-    for agent in await ourapi.find_agents():
+    for agent in await again(ourapi.find_agents)():
         agents_by_email.setdefault(agent.email.lower(), []).append(agent.agent_id)
     report.duplicated_agents = {e: len(ids) for e, ids in agents_by_email.items() if len(ids) > 1}
 
     lookups: dict[int, asyncio.Task[None]] = {}
 
     async def lookup(advisor_id: int) -> None:
-        advisor = await bigchat.advisor(advisor_id)
+        advisor = await again(bigchat.advisor)(advisor_id)
         ids = agents_by_email.get(advisor.email_address.strip().lower(), []) if advisor else []
         agent_of[advisor_id] = ids[0] if ids else None
 
@@ -135,13 +140,13 @@ async def verify(
 
     async def one(cid: int) -> None:
         async with gate:
-            conversation = await bigchat.conversation(cid)
+            conversation = await again(bigchat.conversation)(cid)
             if conversation is None:
                 return
             want = expected(conversation)
             await advisor_agent(want.advisor_id)
-            chat = await ourapi.find_chat(external_id(cid))
-            messages = await ourapi.messages(chat.chat_id) if chat else []
+            chat = await again(ourapi.find_chat)(external_id(cid))
+            messages = await again(ourapi.messages)(chat.chat_id) if chat else []
         report.conversations += 1
         report.chats += chat is not None
         report.messages_expected += sum(want.messages.values())

@@ -1,0 +1,165 @@
+"""End-to-end fixtures: both stand-ins served in-process over real sockets, BigChat's clock
+frozen so its ground truth is fixed, and a worker run until it has nothing left to do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from big_chat.app import WORLD
+from big_chat.app import create_app as create_bigchat
+from big_chat.settings import BigChatSettings
+from big_chat.world import World
+from integration.config import Settings
+from integration.connectors.bigchat.client import BigChatClient
+from integration.connectors.ourapi.client import OurApiClient
+from integration.core.engine import Engine
+from integration.core.http import HttpService
+from integration.core.retry import RetryPolicy
+from integration.core.serving import serve_app
+from integration.core.stats import Stats
+from integration.pipelines.bigchat_ourapi.verify import Report, verify
+from integration.worker import bigchat_worker
+from our_api.app import STATS as OURAPI_STATS
+from our_api.app import create_app as create_ourapi
+from our_api.settings import OurApiSettings
+
+NOW = 1_800_000_000.0
+"""BigChat's frozen now: its world has happened up to here and no further."""
+
+FAST_RETRY = RetryPolicy(base=0.01, max_delay=0.05)
+
+
+class AheadClock:
+    """The worker's clock: a second past BigChat's frozen now, so the last window covers every
+    event that has happened."""
+
+    def __init__(self, now: float) -> None:
+        self.at = now
+
+    def now(self) -> float:
+        return self.at
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Standins:
+    bigchat_url: str
+    ourapi_url: str
+    bigchat_app: web.Application
+    ourapi_app: web.Application
+    session: aiohttp.ClientSession
+    tmp: Path
+
+    @property
+    def world(self) -> World:
+        return self.bigchat_app[WORLD]
+
+    @property
+    def epoch(self) -> float:
+        return self.world.epoch
+
+    def conversation_ids(self) -> list[int]:
+        return list(self.world.conversation_ids(NOW))
+
+    def ourapi_requests(self) -> int:
+        return self.ourapi_app[OURAPI_STATS].total
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bigchat_url": self.bigchat_url,
+            "ourapi_url": self.ourapi_url,
+            "state_db": self.tmp / "state.db",
+            "poll_interval": 0.05,
+            "poll_lag": 0,
+            "max_window": 600,
+            "start_at": self.epoch,
+            "concurrency": 8,
+            "http_timeout": 5,
+            "shutdown_grace": 5,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    async def verify(self) -> Report:
+        bigchat = BigChatClient(HttpService("bigchat", self.bigchat_url, self.session))
+        ourapi = OurApiClient(HttpService("ourapi", self.ourapi_url, self.session))
+        return await verify(bigchat, ourapi, self.conversation_ids(), retry=FAST_RETRY)
+
+
+@pytest.fixture
+async def start_standins(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    async with AsyncExitStack() as stack:
+        yield _starter(stack, tmp_path)
+
+
+def _starter(stack: AsyncExitStack, tmp_path: Path) -> Callable[..., Any]:
+    async def start(
+        bigchat: dict[str, Any] | None = None, ourapi: dict[str, Any] | None = None
+    ) -> Standins:
+        bigchat_settings = BigChatSettings(
+            **{
+                "seed": 7,
+                "history": 1200,
+                "conversation_rate": 0.1,
+                "page_size": 25,
+                **(bigchat or {}),
+            }
+        )
+        bigchat_app = create_bigchat(bigchat_settings, clock=lambda: NOW)
+        ourapi_app = create_ourapi(
+            OurApiSettings(**{"db": str(tmp_path / "ourapi.db"), "seed": 3, **(ourapi or {})})
+        )
+        served_bigchat = await stack.enter_async_context(serve_app(bigchat_app))
+        served_ourapi = await stack.enter_async_context(serve_app(ourapi_app))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        return Standins(
+            served_bigchat.url, served_ourapi.url, bigchat_app, ourapi_app, session, tmp_path
+        )
+
+    return start
+
+
+@pytest.fixture
+async def standins(start_standins: Callable[..., Any]) -> AsyncIterator[Standins]:
+    yield await start_standins()
+
+
+async def run_until_idle(
+    settings: Settings, *, limit: float = 60.0, stats: Stats | None = None
+) -> Engine:
+    """Run a worker until its cursor has reached the frozen now and nothing is pending, then
+    stop it the clean way (as SIGTERM would)."""
+    stopping = asyncio.Event()
+    async with bigchat_worker(
+        settings, clock=AheadClock(NOW + 1), stats=stats, retry=FAST_RETRY
+    ) as engine:
+        task = asyncio.create_task(engine.run(stopping))
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    await asyncio.sleep(0.05)
+                    status = await engine.store.status(engine.pipeline.name)
+                    cursor = status.cursors.get(engine.pipeline.name, 0)
+                    if task.done():
+                        task.result()
+                    if cursor >= NOW and status.inbox["pending"] == 0:
+                        # Pending can be 0 for an instant while an entry is being applied.
+                        await asyncio.sleep(0.2)
+                        again = await engine.store.status(engine.pipeline.name)
+                        if again.inbox["pending"] == 0:
+                            break
+        finally:
+            stopping.set()
+            await task
+    return engine
