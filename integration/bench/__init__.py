@@ -1,0 +1,1 @@
+"""The benchmark: the worker against a naive integration, measured in one run."""

@@ -1,0 +1,1 @@
+"""Work orders between TracOS (MongoDB) and a customer's ERP (JSON files)."""
