@@ -7,7 +7,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 
 class EventName(StrEnum):
@@ -28,6 +36,16 @@ class TransferData(BaseModel):
     new_advisor_id: StrictInt = Field(gt=0)
 
 
+def _typed(model: type[BaseModel], data: Any, name: str) -> BaseModel:
+    """``data`` as the model its event name implies, or an error naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(["data", *(str(p) for p in err["loc"])])
+        raise ValueError(f"{name} {where}: {err['msg']}") from None
+
+
 class Event(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -45,9 +63,9 @@ class Event(BaseModel):
             return raw
         name, data = raw.get("event_name"), raw.get("data")
         if name == "MESSAGE":
-            return {**raw, "data": MessageData.model_validate(data)}
+            return {**raw, "data": _typed(MessageData, data, name)}
         if name == "TRANSFER":
-            return {**raw, "data": TransferData.model_validate(data)}
+            return {**raw, "data": _typed(TransferData, data, name)}
         if name in ("START", "END"):
             return {**raw, "data": None}  # the contract says null; anything else is ignored
         return raw

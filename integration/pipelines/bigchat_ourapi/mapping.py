@@ -71,8 +71,9 @@ def describe(exc: ValidationError) -> str:
     """A validation error as one line a person can act on."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "event"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "invalid event: " + "; ".join(parts)
 
 
