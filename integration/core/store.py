@@ -206,7 +206,12 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await self._connect()
-        await self._migrate(self._db)
+        try:
+            await self._migrate(self._db)
+        except BaseException:
+            await self._db.close()
+            self._db = None
+            raise
         # A second connection for reads, so a long read never waits for the writer's batch.
         self._reader = await self._connect() if self.path != ":memory:" else self._db
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
