@@ -1,0 +1,173 @@
+"""Prometheus metrics of one engine, read from its ``Stats`` and its store at scrape time.
+
+A custom collector instead of instrumented ``Counter`` objects: the engine already keeps every
+count in ``Stats``, so reading them when Prometheus asks keeps the engine free of any metrics
+library and cannot drift from what ``status`` and the demo's progress line show. Each collector
+sits in a registry of its own (never the process-global one), so two engines in one process, or
+two tests, never share or clash over a metric.
+
+The store's figures (backlog, lag, dead letters) need an async query, and a collector's
+``collect`` is synchronous: ``render`` refreshes them first, and the collector reports the last
+status it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+
+from .clock import Clock
+from .stats import Stats
+from .store import StateStore, Status
+
+log = logging.getLogger("integration.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The content type that goes with ``generate_latest``'s output."""
+
+
+class EngineCollector:
+    """Reports one engine's ``Stats`` and its store's last known ``Status`` as metrics."""
+
+    def __init__(self, stats: Stats, clock: Clock) -> None:
+        self.stats = stats
+        self.clock = clock
+        self.status: Status | None = None
+        """The store's status as of the last refresh; None until the first one."""
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats
+        yield _counter(
+            "integration_events_fetched",
+            "Events fetched from the source and stored in the inbox for the first time.",
+            s.fetched_new,
+        )
+        yield _counter(
+            "integration_events_duplicate",
+            "Events fetched again that were already in the inbox (ignored: de-duplicated).",
+            s.fetched_duplicate,
+        )
+        yield _counter(
+            "integration_events_rejected",
+            "Events that failed validation when fetched (dead-lettered, never applied).",
+            s.rejected,
+        )
+        yield _counter(
+            "integration_events_applied",
+            "Events applied to the target successfully.",
+            s.applied,
+        )
+        dead = CounterMetricFamily(
+            "integration_events_dead_lettered",
+            "Events dead-lettered while being applied, by the start of the reason "
+            "(see `python run.py dead-letters` for the full reasons).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(s.dead_by_reason.items()):
+            dead.add_metric([reason], count)
+        yield dead
+        requests = CounterMetricFamily(
+            "integration_http_requests",
+            "HTTP requests made, by target service, method and outcome: the status code, or "
+            "connect-error, timeout or connection-error when no answer came.",
+            labels=["target", "method", "status"],
+        )
+        for (service, method, outcome), count in sorted(s.requests.items()):
+            requests.add_metric([service, method, outcome], count)
+        yield requests
+        yield _counter(
+            "integration_retries",
+            "Retries of events whose application failed transiently (timeout, 5xx, 429).",
+            s.retries,
+        )
+        yield _counter(
+            "integration_polls",
+            "Poll windows fetched and stored completely.",
+            s.windows,
+        )
+        yield _counter(
+            "integration_poll_failures",
+            "Polls that failed (after the client's own retries); retried at the next interval.",
+            s.poll_failures,
+        )
+        yield GaugeMetricFamily(
+            "integration_last_poll_duration_seconds",
+            "How long the last successful poll took to fetch and store its window.",
+            value=s.last_poll_seconds,
+        )
+        if s.last_poll_ok_at is not None:
+            # Absent until the first success, so "no poll yet" is not mistaken for 1970.
+            yield GaugeMetricFamily(
+                "integration_last_successful_poll_timestamp_seconds",
+                "Unix time at which the last successful poll finished.",
+                value=s.last_poll_ok_at,
+            )
+        if s.cursor is not None:
+            yield GaugeMetricFamily(
+                "integration_cursor_timestamp_seconds",
+                "The source cursor: every event that occurred before this Unix time is fetched.",
+                value=s.cursor,
+            )
+        yield from self._store_metrics()
+
+    def _store_metrics(self) -> Iterator[Metric]:
+        status = self.status
+        if status is None:
+            return  # the store has not been read yet: report nothing rather than zeros
+        oldest = status.oldest_pending_at
+        lag = max(0.0, self.clock.now() - oldest) if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "integration_lag_seconds",
+            "Now minus the time the oldest pending (fetched, not yet applied) event occurred; "
+            "0 when nothing is pending.",
+            value=lag,
+        )
+        yield GaugeMetricFamily(
+            "integration_backlog_events",
+            "Events fetched and waiting to be applied (including those waiting behind a "
+            "dead letter of their conversation).",
+            value=status.inbox["pending"],
+        )
+        yield GaugeMetricFamily(
+            "integration_dead_letters",
+            "Dead letters not yet put back with `python run.py dead-letters --retry`.",
+            value=status.dead_letters,
+        )
+        yield GaugeMetricFamily(
+            "integration_blocked_keys",
+            "Conversations whose later events wait behind a dead letter.",
+            value=status.blocked_keys,
+        )
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    # The family adds the "_total" suffix to the sample's name.
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+class EngineMetrics:
+    """One engine's registry and collector, and the refresh that precedes each scrape."""
+
+    def __init__(self, stats: Stats, store: StateStore, clock: Clock, source: str) -> None:
+        self.store = store
+        self.source = source
+        self.collector = EngineCollector(stats, clock)
+        self.registry = CollectorRegistry()
+        self.registry.register(self.collector)
+
+    async def refresh(self) -> None:
+        """Read the store's status for the collector; on failure keep the last one (the health
+        check reports a broken store, the metrics should still show the counters)."""
+        try:
+            self.collector.status = await self.store.status(self.source)
+        except Exception as exc:
+            log.warning("metrics: cannot read the state store's status: %s", exc)
+
+    async def render(self) -> bytes:
+        """The Prometheus text exposition, store figures refreshed."""
+        await self.refresh()
+        return generate_latest(self.registry)
