@@ -1,0 +1,1 @@
+"""TracOS, our CMMS: its work orders live in a MongoDB collection."""
