@@ -1,16 +1,158 @@
-"""``python run.py bench``: placeholder until the benchmark lands."""
+"""``python run.py bench``: the worker against a naive integration, measured in one run.
+
+Starts BigChat (a frozen, seeded world) and, per run, a fresh OurAPI as child processes on free
+127.0.0.1 ports; runs the naive baseline, the worker with one request in flight, with its
+defaults, over a concurrency sweep and against a null sink; prints a table and the targets.
+Exit status 1 if any run failed its check.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
+
+from .models import BenchReport, RunResult
+from .processes import StandIn
+from .report import (
+    PlotUnavailable,
+    plot,
+    require_matplotlib,
+    table,
+    targets,
+    targets_table,
+    to_json,
+)
+from .runs import Bench, plan
+from .workload import build
+
+DEFAULT_EVENTS = 10_000
+QUICK_EVENTS = 400
+SEED = 1
+HISTORY = 3600.0
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("bench", help="benchmark the worker (not yet)")
-    parser.set_defaults(entry=_not_yet)
+    parser = commands.add_parser(
+        "bench",
+        help="benchmark the worker against a naive integration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--events", type=int, default=None, help=f"workload size (default {DEFAULT_EVENTS:,})"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a small workload ({QUICK_EVENTS} events) of every kind",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=10.0, help="OurAPI's latency per call (default 10)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="write the results as JSON"
+    )
+    parser.add_argument("--plot", type=Path, default=None, metavar="PATH", help="write a PNG chart")
+    parser.add_argument(
+        "--page-size", type=int, default=100, help="BigChat's page size (default 100)"
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="keep the runs' files (logs, databases) here"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one run may take (default from the workload size)",
+    )
+    # For tests and investigations: run only these (comma-separated names).
+    parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(entry=main)
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print("bench: not implemented yet")
-    return 1
+def main(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        try:
+            require_matplotlib()
+        except PlotUnavailable as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+    events = args.events or (QUICK_EVENTS if args.quick else DEFAULT_EVENTS)
+    names = [n.strip() for n in args.only.split(",")] if args.only else None
+    specs = plan(names)
+    if not specs:
+        print(f"bench: --only {args.only}: no such run", file=sys.stderr)
+        return 2
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        return _bench(args, events, specs, args.dir)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        return _bench(args, events, specs, Path(tmp))
+
+
+def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: Path) -> int:
+    workload = build(events, seed=SEED, history=HISTORY, page_size=args.page_size)
+    print(
+        f"workload: {workload.events} events in {workload.conversations} conversations "
+        f"({workload.messages} messages, {workload.transfers} transfers, {workload.ends} ends, "
+        f"{workload.advisors} advisors), seed {workload.seed}, epoch {workload.epoch:.0f}, "
+        f"BigChat frozen at {workload.frozen_at:.0f}; OurAPI latency {args.latency_ms:g} ms",
+        flush=True,
+    )
+    timeout = args.timeout or 60.0 + workload.events / 10
+    bigchat = StandIn(
+        "bigchat",
+        "integration.bench.bigchat_frozen",
+        [
+            "--seed",
+            str(workload.seed),
+            "--conversation-rate",
+            repr(workload.conversation_rate),
+            "--epoch",
+            repr(workload.epoch),
+            "--frozen-at",
+            repr(workload.frozen_at),
+            "--page-size",
+            str(workload.page_size),
+        ],
+        directory,
+    )
+    runs: list[RunResult] = []
+    try:
+        bench = Bench(workload, bigchat, directory, args.latency_ms, timeout)
+        for spec in specs:
+            started = time.monotonic()
+            print(f"  {spec.name}: running...", end="", flush=True)
+            result = bench.run(spec)
+            runs.append(result)
+            print(
+                f" {result.events} events, {result.events_per_s:.1f} events/s, "
+                f"{result.requests_per_event:.3f} requests/event, "
+                f"{'verified' if result.verified else 'FAILED: ' + result.verify_detail[:300]} "
+                f"({time.monotonic() - started:.1f} s)",
+                flush=True,
+            )
+    finally:
+        bigchat.stop()
+    report = BenchReport(
+        workload=workload,
+        latency_ms=args.latency_ms,
+        runs=runs,
+        targets=targets(runs, workload, args.latency_ms),
+    )
+    print()
+    print(table(runs))
+    print()
+    print(targets_table(report.targets))
+    print(f"lag: {report.lag_definition}")
+    if args.json is not None:
+        args.json.write_text(to_json(report))
+        print(f"wrote {args.json}")
+    if args.plot is not None:
+        plot(runs, args.plot, latency_ms=args.latency_ms)
+        print(f"wrote {args.plot}")
+    return 0 if all(r.verified for r in runs) else 1

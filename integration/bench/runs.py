@@ -1,0 +1,269 @@
+"""One run of the bench: a fresh OurAPI and fresh state, the program under test in a child
+process, stopped once it has drained, then measured and checked against the ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config import Settings
+from .measure import (
+    applied_events,
+    by_route,
+    null_sink_findings,
+    progress,
+    throughput,
+)
+from .models import (
+    Applied,
+    BigChatStats,
+    NaiveOutput,
+    OurApiStats,
+    RunResult,
+    Workload,
+)
+from .processes import REPO, Child, StandIn, rss_mb
+
+POLL_EVERY = 0.1
+SETTLE = 0.2
+"""A drained reading is confirmed this much later, so an entry between two states is not missed."""
+
+WORKER_SETTINGS = frozenset(name.upper() for name in Settings.model_fields)
+"""Left out of the environment the worker inherits: it runs on its defaults plus the run's own."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    kind: Literal["naive", "worker"]
+    settings: dict[str, str] = field(default_factory=dict)
+    """The worker's settings beyond the bench's own (env names: ``CONCURRENCY``...)."""
+    null_sink: bool = False
+
+
+def plan(names: list[str] | None = None) -> list[RunSpec]:
+    """Every run of the bench, in order; ``names`` keeps only those."""
+    specs = [
+        RunSpec("naive", "naive"),
+        RunSpec("inflight-1", "worker", {"OURAPI_MAX_IN_FLIGHT": "1"}),
+        RunSpec("default", "worker"),
+        *(
+            RunSpec(
+                f"concurrency-{n}",
+                "worker",
+                {"CONCURRENCY": str(n), "OURAPI_MAX_IN_FLIGHT": str(n)},
+            )
+            for n in (1, 4, 16, 64)
+        ),
+        RunSpec("null-sink", "worker", null_sink=True),
+    ]
+    return [s for s in specs if names is None or s.name in names]
+
+
+@dataclass
+class Bench:
+    """What every run shares: the workload, the BigChat stand-in, where files go."""
+
+    workload: Workload
+    bigchat: StandIn
+    directory: Path
+    latency_ms: float
+    timeout: float
+
+    def run(self, spec: RunSpec) -> RunResult:
+        where = self.directory / spec.name
+        where.mkdir(parents=True, exist_ok=True)
+        args = (
+            ["--latency-ms", "0", "--null-sink"]
+            if spec.null_sink
+            else ["--latency-ms", f"{self.latency_ms:g}", "--db", str(where / "ourapi.db")]
+        )
+        ourapi = StandIn(f"{spec.name}-ourapi", "our_api", args, where)
+        try:
+            return _Run(self, spec, ourapi, where).measure()
+        finally:
+            ourapi.stop()
+
+
+class _Run:
+    def __init__(self, bench: Bench, spec: RunSpec, ourapi: StandIn, where: Path) -> None:
+        self.bench = bench
+        self.workload = bench.workload
+        self.spec = spec
+        self.ourapi = ourapi
+        self.where = where
+        self.rss: list[tuple[int, float]] = []  # (events applied, RSS MB) while it ran
+        self.timed_out = False
+        self.state_db: Path | None = None
+
+    def measure(self) -> RunResult:
+        bigchat_before = BigChatStats.model_validate(self.bench.bigchat.stats()).total
+        if self.spec.kind == "naive":
+            child, applied, errors = self._naive()
+        else:
+            child, applied, errors = self._worker()
+        assert child.usage is not None
+        ourapi_stats = OurApiStats.model_validate(self.ourapi.stats())
+        bigchat_requests = BigChatStats.model_validate(self.bench.bigchat.stats()).total
+        bigchat_requests -= bigchat_before
+        if child.usage.exit_code != 0:
+            errors.append(f"exit status {child.usage.exit_code}:\n{child.tail()}")
+        if self.timed_out:
+            errors.append(f"did not drain within {self.bench.timeout:g} s")
+        if len(applied) != self.workload.events:
+            errors.append(f"applied {len(applied)} of {self.workload.events} events")
+        if not errors:
+            errors.extend(self._check(ourapi_stats))
+        t = throughput(applied, child.started_at)
+        n = max(1, t.events)
+        return RunResult(
+            name=self.spec.name,
+            events=t.events,
+            events_per_s=round(t.events_per_s, 1),
+            requests_per_event=round(ourapi_stats.total / n, 3),
+            lag_p50_s=round(t.lag_p50_s, 3),
+            lag_p99_s=round(t.lag_p99_s, 3),
+            cpu_s_per_1000_events=round(child.usage.cpu_s / n * 1000, 3),
+            peak_rss_mb=round(child.usage.peak_rss_mb, 1),
+            verified=not errors,
+            expected_events=self.workload.events,
+            wall_s=round(max(a.finished_at for a in applied) - child.started_at, 2)
+            if applied
+            else 0.0,
+            ourapi_requests=ourapi_stats.total,
+            bigchat_requests=bigchat_requests,
+            bigchat_requests_per_event=round(bigchat_requests / n, 3),
+            cpu_s=round(child.usage.cpu_s, 2),
+            rss_growth_mb=self._rss_growth(),
+            concurrency=_int(self.spec.settings.get("CONCURRENCY"), 16)
+            if self.spec.kind == "worker"
+            else 1,
+            ourapi_max_in_flight=_int(self.spec.settings.get("OURAPI_MAX_IN_FLIGHT"), 8)
+            if self.spec.kind == "worker"
+            else 1,
+            dead=self._dead(),
+            exit_code=child.usage.exit_code,
+            verify_detail="; ".join(errors)[:2000],
+            requests_by_route=by_route(ourapi_stats),
+        )
+
+    # -- the two kinds of run --------------------------------------------------------------
+
+    def _naive(self) -> tuple[Child, list[Applied], list[str]]:
+        out = self.where / "naive.json"
+        child = Child(
+            self.spec.name,
+            [
+                "-m",
+                "integration.bench.naive",
+                "--bigchat-url",
+                self.bench.bigchat.url,
+                "--ourapi-url",
+                self.ourapi.url,
+                "--start-at",
+                f"{self.workload.epoch}",
+                "--end-at",
+                f"{self.workload.end}",
+                "--out",
+                str(out),
+            ],
+            log_path=self.where / "naive.log",
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + self.bench.timeout
+        while time.monotonic() < deadline and child.poll() is None:
+            self._sample(child, None)
+            time.sleep(POLL_EVERY)
+        if child.poll() is None:
+            self.timed_out = True
+        child.stop()
+        if not out.exists():
+            return child, [], ["the naive baseline wrote no output"]
+        output = NaiveOutput.model_validate_json(out.read_text())
+        return child, output.applied, list(output.errors)
+
+    def _worker(self) -> tuple[Child, list[Applied], list[str]]:
+        state_db = self.where / "state.db"
+        settings = {
+            "BIGCHAT_URL": self.bench.bigchat.url,
+            "OURAPI_URL": self.ourapi.url,
+            "STATE_DB": str(state_db),
+            "START_AT": f"{self.workload.epoch}",
+            "POLL_INTERVAL": "0.2",
+            "POLL_LAG": "0",
+            # Catch-up in one window: from the world's start to now.
+            "MAX_WINDOW": f"{time.time() - self.workload.epoch + 86_400:.0f}",
+            **self.spec.settings,
+        }
+        # The worker's own defaults, not whatever the shell that runs the bench has set.
+        env = {k: v for k, v in os.environ.items() if k.upper() not in WORKER_SETTINGS}
+        child = Child(
+            self.spec.name,
+            [str(REPO / "run.py")],
+            log_path=self.where / "worker.log",
+            env={**env, **settings},
+            cwd=self.where,  # no .env from the repository: the settings are all given here
+        )
+        self.state_db = state_db
+        deadline = time.monotonic() + self.bench.timeout
+        drained = False
+        while time.monotonic() < deadline and child.poll() is None:
+            now = progress(state_db)
+            self._sample(child, now.done if now else None)
+            if now is not None and now.drained(self.workload):
+                time.sleep(SETTLE)
+                again = progress(state_db)
+                if again is not None and again.drained(self.workload):
+                    drained = True
+                    break
+            time.sleep(POLL_EVERY)
+        self.timed_out = not drained and child.poll() is None
+        child.stop()
+        errors = [] if drained or self.timed_out else ["the worker exited before it drained"]
+        return child, applied_events(state_db) if state_db.exists() else [], errors
+
+    # -- checks and samples ----------------------------------------------------------------
+
+    def _check(self, stats: OurApiStats) -> list[str]:
+        if self.spec.null_sink:
+            return null_sink_findings(stats, self.workload)
+        from ..cli import verify_services  # the CLI imports the bench's: not at import time
+
+        settings = Settings(
+            _env_file=None,
+            bigchat_url=self.bench.bigchat.url,
+            ourapi_url=self.ourapi.url,
+            ourapi_max_in_flight=16,
+        )
+        report = asyncio.run(verify_services(settings, self.workload.conversation_ids))
+        if report.ok and report.conversations == self.workload.conversations:
+            return []
+        problems = sorted({f.problem for f in report.findings})
+        counts = ", ".join(f"{report.count(p)} {p}" for p in problems)
+        dup = f", duplicated agents {report.duplicated_agents}" if report.duplicated_agents else ""
+        return [f"verify: {report.conversations} conversations: {counts}{dup}"]
+
+    def _sample(self, child: Child, applied: int | None) -> None:
+        rss = rss_mb(child.pid)
+        if rss is not None and applied is not None:
+            self.rss.append((applied, rss))
+
+    def _rss_growth(self) -> float | None:
+        tenth = [rss for n, rss in self.rss if n >= self.workload.events / 10]
+        if len(tenth) < 2:
+            return None
+        return round(tenth[-1] - tenth[0], 1)
+
+    def _dead(self) -> int:
+        if self.state_db is None:
+            return 0
+        now = progress(self.state_db)
+        return now.dead if now else 0
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value is not None else default
