@@ -275,6 +275,8 @@ def plot(runs: Sequence[RunResult], path: Path, *, latency_ms: float) -> None:
             label=f"null sink ({null.events_per_s:.0f} events/s)",
         )
     ax.set_xscale("log", base=2)
+    ticks = sorted({r.concurrency for r in runs if r.name != "naive"})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_yscale("log")
     ax.set_xlabel("concurrency (conversations and OurAPI requests in flight)")
     ax.set_ylabel("events applied per second")
