@@ -98,7 +98,7 @@ async def check(probe: Probe) -> Health:
         "last_poll_ok_at": iso(stats.last_poll_ok_at) if stats.last_poll_ok_at else None,
         "last_poll_error": stats.last_poll_error,
         "cursor": iso(stats.cursor) if stats.cursor is not None else None,
-        "poll_limit_seconds": STALE_AFTER_INTERVALS * probe.poll_interval,
+        "poll_limit_seconds": round(STALE_AFTER_INTERVALS * probe.poll_interval, 3),
     }
     return Health(not reasons, reasons, details)
 
