@@ -109,6 +109,7 @@ class MongoServer:
 
 
 def start_server(folder: Path) -> MongoServer:
+    folder.mkdir(parents=True, exist_ok=True)
     server = MongoServer(free_port(), folder / "storage", folder / "secantusd.log")
     server.start()
     return server

@@ -137,7 +137,7 @@ class WorkOrderStore:
     def _on_retry(self, details: Mapping[str, Any]) -> None:
         self._failing = True
         log.warning(
-            "%s; retrying in %.1f s (attempt %d)",
+            "%s; retrying in %.2f s (attempt %d)",
             details.get("exception"),
             details.get("wait", 0.0),
             details.get("tries", 0),

@@ -1,0 +1,144 @@
+"""One pass end to end: ERP files and TracOS documents in, MongoDB and the outbound folder
+checked field by field; the reverse direction; and a second pass that changes nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from integration.connectors.tracos.client import Doc
+from integration.connectors.tracos.models import TracosWorkOrder
+from integration.pipelines.tracos_erp.mapping import tracos_to_erp
+from integration.pipelines.tracos_erp.sample import file_bytes, sample_documents, sample_files
+from integration.pipelines.tracos_erp.sync import TracosSync, run_pass
+
+from .conftest import NOW, erp_order, tracos_doc
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def outbound(folder: Path) -> dict[int, dict[str, Any]]:
+    return {int(p.stem): json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+
+def echo_back(outbound_dir: Path, inbound_dir: Path) -> None:
+    """What the ERP might do: drop the files it picked up into its own outbox, ours inbound."""
+    for path in outbound_dir.glob("*.json"):
+        path.rename(inbound_dir / path.name)
+
+
+async def documents(collection: AsyncCollection[Doc]) -> dict[int, Doc]:
+    docs = await collection.find({}, {"_id": 0}).to_list()
+    numbers = [d["number"] for d in docs]
+    assert len(numbers) == len(set(numbers)), "a number held by two documents"
+    return {d["number"]: d for d in docs}
+
+
+async def test_erp_files_reach_mongodb_and_come_back_out_synced(
+    sync: TracosSync, collection: AsyncCollection[Doc], inbound_dir: Path, outbound_dir: Path
+) -> None:
+    (inbound_dir / "1.json").write_text(json.dumps(erp_order(1)))
+    done = erp_order(2, isPending=False, isDone=True, summary="Done", isActive=None)
+    del done["isActive"], done["isSynced"]
+    (inbound_dir / "2.json").write_text(json.dumps(done))
+    report = await run_pass(sync)
+    assert report.ok
+    docs = await documents(collection)
+    assert {n: (d["status"], d["isSynced"], d["syncedAt"]) for n, d in docs.items()} == {
+        1: ("pending", True, NOW),
+        2: ("completed", True, NOW),
+    }
+    files = outbound(outbound_dir)
+    assert files[2] == {
+        "orderNo": 2,
+        "isActive": False,
+        "isCanceled": False,
+        "isDeleted": False,
+        "isDone": True,
+        "isOnHold": False,
+        "isPending": False,
+        "isSynced": True,
+        "summary": "Done",
+        "creationDate": "2026-02-01T07:00:00.000Z",
+        "lastUpdateDate": "2026-02-10T12:30:00.000Z",
+        "deletedDate": None,
+    }
+    assert files[1]["isPending"] is True
+
+
+async def test_tracos_orders_reach_the_erp_folder(
+    sync: TracosSync, collection: AsyncCollection[Doc], outbound_dir: Path
+) -> None:
+    await collection.insert_many(
+        [
+            tracos_doc(10, status="pending"),
+            tracos_doc(11, status="in_progress", isSynced=False),
+            tracos_doc(12, status="completed", isSynced=True),
+        ]
+    )
+    report = await run_pass(sync)
+    assert report.ok
+    files = outbound(outbound_dir)
+    assert sorted(files) == [10, 11]
+    assert (files[10]["isPending"], files[11]["isActive"]) == (True, True)
+    assert files[11]["summary"] == "Work order 11"
+
+
+async def test_files_we_sent_echoed_back_by_the_erp_change_nothing(
+    sync: TracosSync, collection: AsyncCollection[Doc], inbound_dir: Path, outbound_dir: Path
+) -> None:
+    await collection.insert_many([tracos_doc(n) for n in (20, 21)])
+    await run_pass(sync)
+    before = await documents(collection)
+    echo_back(outbound_dir, inbound_dir)
+    report = await run_pass(sync)
+    assert await documents(collection) == before
+    assert (report.inbound.kept, report.inbound.applied, report.outbound.sent) == (2, 0, 0)
+
+
+async def test_a_sample_mix_syncs_both_ways_consistently(
+    sync: TracosSync, collection: AsyncCollection[Doc], inbound_dir: Path, outbound_dir: Path
+) -> None:
+    rng = random.Random(7)
+    for order in sample_files(40, 1, NOW, rng):
+        (inbound_dir / f"{order['orderNo']}.json").write_bytes(file_bytes(order))
+    await collection.insert_many(sample_documents(40, 21, NOW, rng))
+    report = await run_pass(sync)
+    assert report.ok
+    docs = await documents(collection)
+    assert sorted(docs) == list(range(1, 61))
+    assert all(d["isSynced"] is True for d in docs.values())
+    files = outbound(outbound_dir)
+    for number, doc in docs.items():
+        if number in files:  # sent in this pass: the file is the document's translation
+            expected = tracos_to_erp(TracosWorkOrder.model_validate(doc))
+            assert files[number] == expected.model_dump(mode="json"), number
+    assert sorted(p.name for p in (inbound_dir / "processed").iterdir()) == sorted(
+        f"{n}.json" for n in range(1, 41)
+    )
+
+
+async def test_a_second_pass_changes_nothing(
+    sync: TracosSync, collection: AsyncCollection[Doc], inbound_dir: Path, outbound_dir: Path
+) -> None:
+    rng = random.Random(8)
+    for order in sample_files(15, 1, NOW, rng):
+        (inbound_dir / f"{order['orderNo']}.json").write_bytes(file_bytes(order))
+    await collection.insert_many(sample_documents(15, 8, NOW, rng))
+    await run_pass(sync)
+    docs, files = await documents(collection), snapshot(inbound_dir.parent)
+    report = await run_pass(sync)
+    assert await documents(collection) == docs
+    assert snapshot(inbound_dir.parent) == files
+    assert report.summary().startswith("inbound 0 applied, 0 kept, 0 rejected, 0 failed")
+    assert (report.outbound.sent, report.outbound.resend) == (0, 0)
