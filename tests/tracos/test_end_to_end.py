@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from integration.connectors.erp_files.files import Inbox
 from integration.connectors.tracos.client import Doc
 from integration.connectors.tracos.models import TracosWorkOrder
 from integration.pipelines.tracos_erp.mapping import tracos_to_erp
@@ -142,3 +143,17 @@ async def test_a_second_pass_changes_nothing(
     assert snapshot(inbound_dir.parent) == files
     assert report.summary().startswith("inbound 0 applied, 0 kept, 0 rejected, 0 failed")
     assert (report.outbound.sent, report.outbound.resend) == (0, 0)
+
+
+async def test_an_unusable_inbound_folder_fails_the_pass_but_orders_still_go_out(
+    sync: TracosSync, collection: AsyncCollection[Doc], tmp_path: Path, outbound_dir: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    broken = TracosSync(
+        sync.store, Inbox(not_a_folder, max_bytes=100, clock=sync.clock), sync.outbox, sync.clock
+    )
+    await collection.insert_one(tracos_doc(3))
+    report = await run_pass(broken)
+    assert not report.ok
+    assert (report.inbound.failed, report.outbound.sent) == (1, 1)

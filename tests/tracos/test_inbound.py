@@ -212,3 +212,12 @@ async def test_hidden_and_non_json_files_are_left_alone(
         "notes.txt",
     ]
     assert await collection.count_documents({}) == 0
+
+
+async def test_a_crafted_name_is_logged_quoted_on_one_line(
+    sync: TracosSync, inbound_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    drop(inbound_dir, "1.json\nINFO forged.json", erp_order(1))
+    await run_inbound(sync.inbox, sync.store)
+    [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert line.startswith("'1.json\\nINFO forged.json' rejected: file name not accepted")

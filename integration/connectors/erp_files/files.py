@@ -42,6 +42,17 @@ class Candidate:
     problem: str | None = None
 
 
+def _natural(candidate: Candidate) -> tuple[int, int, str]:
+    stem = candidate.name.removesuffix(".json")
+    return (0, int(stem), "") if stem.isdigit() else (1, 0, candidate.name)
+
+
+def shown(name: str) -> str:
+    """A name from outside as it may appear in a log line: quoted when it holds anything but
+    plain characters, so a crafted name cannot forge a line of its own."""
+    return name if SAFE_NAME.fullmatch(name) else ascii(name)
+
+
 def write_atomic(folder: Path, name: str, data: bytes) -> Path:
     """Write ``folder/name`` so that no reader ever sees half of it.
 
@@ -116,7 +127,7 @@ class Inbox:
             folder.mkdir(parents=True, exist_ok=True)
 
     def scan(self) -> list[Candidate]:
-        """The ``*.json`` entries directly in the folder, oldest name first.
+        """The ``*.json`` entries directly in the folder, by order number where the name is one.
 
         Hidden names are skipped: by convention they are files still being written.
         """
@@ -126,7 +137,7 @@ class Inbox:
                 if entry.name.startswith(".") or not entry.name.endswith(".json"):
                     continue
                 found.append(Candidate(entry.name, self._problem(entry)))
-        return sorted(found, key=lambda c: c.name)
+        return sorted(found, key=_natural)
 
     @staticmethod
     def _problem(entry: os.DirEntry[str]) -> str | None:
@@ -139,7 +150,8 @@ class Inbox:
         return None
 
     def read(self, name: str) -> ErpWorkOrder:
-        """The work order in ``name``, or ``FileRejected`` saying why it cannot be one."""
+        """The work order in ``name``, or ``FileRejected`` saying why it cannot be one
+        (``FileNotFoundError`` when it vanished since the scan: nothing to set aside)."""
         if not SAFE_NAME.fullmatch(name):
             raise FileRejected("file name not accepted")
         data = self._read_bounded(self.folder / name)
@@ -156,6 +168,8 @@ class Inbox:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = os.open(path, flags)
+        except FileNotFoundError:
+            raise
         except PermissionError:
             raise FileRejected("cannot be read: permission denied") from None
         except OSError as exc:
@@ -187,9 +201,13 @@ class Inbox:
         be rejected again on the next pass, never a rejected file without its reason.
         """
         target = self._free_name(self.rejected, name)
-        note = f"{name}\n{reason}\nrejected at {iso(self.clock.now())}\n"
-        write_atomic(self.rejected, target.name + SIDECAR_SUFFIX, note.encode())
-        os.replace(self.folder / name, target)
+        note = f"{shown(name)}\n{reason}\nrejected at {iso(self.clock.now())}\n"
+        sidecar = write_atomic(self.rejected, target.name + SIDECAR_SUFFIX, note.encode())
+        try:
+            os.replace(self.folder / name, target)
+        except FileNotFoundError:
+            sidecar.unlink(missing_ok=True)  # the ERP took it back: no reason without a file
+            raise
         return target
 
     def _free_name(self, folder: Path, name: str) -> Path:

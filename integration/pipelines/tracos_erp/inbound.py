@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from ...connectors.erp_files.files import FileRejected, Inbox
+from ...connectors.erp_files.files import Candidate, FileRejected, Inbox, shown
 from ...connectors.tracos.client import WorkOrderStore
 from ...connectors.tracos.models import TracosChanges, as_utc
 from ...core.errors import InvalidInput, PermanentError, TransientError
@@ -42,6 +42,7 @@ class InboundReport:
     complete: bool = True
     """False when the pass stopped early (MongoDB unavailable, or asked to stop): the files not
     reached are still in the folder, for the next pass."""
+    mongodb_down: bool = False
 
 
 async def upsert(store: WorkOrderStore, changes: TracosChanges) -> Outcome:
@@ -67,8 +68,12 @@ async def run_inbound(
     inbox: Inbox, store: WorkOrderStore, *, stopping: asyncio.Event | None = None
 ) -> InboundReport:
     report = InboundReport()
-    await asyncio.to_thread(inbox.prepare)
-    for candidate in await asyncio.to_thread(inbox.scan):
+    try:
+        candidates = await asyncio.to_thread(_scan, inbox)
+    except OSError as exc:
+        log.error("inbound folder unusable: %s", exc)
+        return InboundReport(failed=1, complete=False)
+    for candidate in candidates:
         if stopping is not None and stopping.is_set():
             report.complete = False
             break
@@ -77,41 +82,53 @@ async def run_inbound(
             if candidate.problem is not None:
                 raise FileRejected(candidate.problem)
             changes = erp_to_tracos(await asyncio.to_thread(inbox.read, name))
+        except FileNotFoundError:
+            log.info("%s vanished before it was read", shown(name))
+            continue
         except (FileRejected, InvalidInput) as exc:
             await _reject(inbox, name, str(exc), report)
             continue
         try:
             outcome = await upsert(store, changes)
         except TransientError as exc:
-            log.error("%s left for the next pass: %s", name, exc)
+            log.error("%s left for the next pass: %s", shown(name), exc)
             report.failed += 1
             report.complete = False
+            report.mongodb_down = True
             break  # MongoDB is gone: the other files would only wait for it in turn
         except PermanentError as exc:
-            log.error("%s left for the next pass: %s", name, exc)
+            log.error("%s left for the next pass: %s", shown(name), exc)
             report.failed += 1
             continue
         try:
             await asyncio.to_thread(inbox.accept, name)
         except OSError as exc:
             # Applied but not moved: the next pass reads it again, and changes nothing.
-            log.error("%s applied but not moved to processed/: %s", name, exc)
+            log.error("%s applied but not moved to processed/: %s", shown(name), exc)
             report.failed += 1
             continue
         if outcome is Outcome.KEPT:
             report.kept += 1
         else:
             report.applied += 1
-        log.info("%s: order %d %s", name, changes.number, outcome.value)
+        log.info("%s: order %d %s", shown(name), changes.number, outcome.value)
     return report
+
+
+def _scan(inbox: Inbox) -> list[Candidate]:
+    inbox.prepare()
+    return inbox.scan()
 
 
 async def _reject(inbox: Inbox, name: str, reason: str, report: InboundReport) -> None:
     try:
         await asyncio.to_thread(inbox.reject, name, reason)
+    except FileNotFoundError:
+        log.info("%s vanished before it was set aside", shown(name))
+        return
     except OSError as exc:
-        log.error("%s cannot be applied (%s) nor set aside: %s", name, reason, exc)
+        log.error("%s cannot be applied (%s) nor set aside: %s", shown(name), reason, exc)
         report.failed += 1
         return
-    log.warning("%s rejected: %s", name, reason)
+    log.warning("%s rejected: %s", shown(name), reason)
     report.rejected += 1

@@ -44,7 +44,11 @@ async def run_outbound(
     stopping: asyncio.Event | None = None,
 ) -> OutboundReport:
     report = OutboundReport()
-    await asyncio.to_thread(outbox.prepare)
+    try:
+        await asyncio.to_thread(outbox.prepare)
+    except OSError as exc:
+        log.error("outbound folder unusable: %s", exc)
+        return OutboundReport(failed=1, complete=False)
     after = None
     try:
         while page := await store.unsynced_page(after, PAGE):

@@ -59,13 +59,16 @@ async def run_pass(sync: TracosSync, *, stopping: asyncio.Event | None = None) -
         await sync.store.ensure_indexes()
     except (TransientError, PermanentError) as exc:
         log.error("pass skipped: %s", exc)
-        return PassReport(InboundReport(complete=False, failed=1), OutboundReport(complete=False))
+        return PassReport(
+            InboundReport(failed=1, complete=False, mongodb_down=True),
+            OutboundReport(complete=False),
+        )
     inbound = await run_inbound(sync.inbox, sync.store, stopping=stopping)
-    if inbound.complete:
-        outbound = await run_outbound(sync.store, sync.outbox, sync.clock, stopping=stopping)
-    else:
-        # MongoDB went away during inbound (or a stop was asked): outbound would only wait.
+    if inbound.mongodb_down or (stopping is not None and stopping.is_set()):
+        # Outbound would only wait for MongoDB again, or delay the stop asked for.
         outbound = OutboundReport(complete=False)
+    else:
+        outbound = await run_outbound(sync.store, sync.outbox, sync.clock, stopping=stopping)
     report = PassReport(inbound, outbound)
     log.log(logging.INFO if report.ok else logging.WARNING, "pass: %s", report.summary())
     return report
