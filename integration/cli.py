@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ from .config import Settings, explain
 from .connectors.bigchat.client import BigChatClient
 from .connectors.ourapi.client import OurApiClient
 from .core.clock import iso
+from .core.health import serve_health
 from .core.http import HttpService
 from .core.lock import AlreadyRunning, StateLock
-from .core.store import SQLiteStore
+from .core.store import SQLiteStore, StateError
 from .logs import setup_logging
 from .pipelines.bigchat_ourapi.pipeline import STATES
 from .pipelines.bigchat_ourapi.verify import Report, verify
@@ -118,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         demo_dir = args.dir or Path(f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
         args.dir = demo_dir
-        defaults = {"state_db": demo_dir / "state.db", "poll_interval": 2.0}
+        defaults = {"state_db": demo_dir / "state.db", "poll_interval": 2.0, "metrics_port": 8268}
     try:
         settings = _settings(args, **defaults)
     except ValidationError as exc:
@@ -150,7 +152,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     try:
         stopping = asyncio.Event()
-        install_stop_signals(stopping, asyncio.current_task())  # type: ignore[arg-type]
+        install_stop_signals(stopping, asyncio.current_task())
         log.info(
             "worker starting: BigChat %s, OurAPI %s, state %s, poll every %gs",
             settings.bigchat_url,
@@ -158,11 +160,17 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             settings.state_db,
             settings.poll_interval,
         )
-        async with bigchat_worker(settings) as engine:
+        async with AsyncExitStack() as stack:
+            engine = await stack.enter_async_context(bigchat_worker(settings))
+            if settings.metrics_port is not None:
+                served = await stack.enter_async_context(
+                    serve_health(engine, settings.metrics_host, settings.metrics_port)
+                )
+                log.info("health on %s/healthz, metrics on %s/metrics", served.url, served.url)
             clean = await run_engine(engine, stopping)
         log.info("worker stopped%s", "" if clean else " (a poll was cut short; will reconcile)")
         return EXIT_OK
-    except OSError as exc:
+    except (OSError, StateError) as exc:
         log.error("cannot run: %s", exc)
         return EXIT_FAILURE
     finally:

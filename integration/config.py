@@ -12,7 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty variable (METRICS_PORT=) means "not set", as operators write in env files.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     bigchat_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8267")
     ourapi_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8266")
@@ -26,6 +29,13 @@ class Settings(BaseSettings):
     http_timeout: float = Field(10.0, gt=0)
     start_at: datetime | None = Field(None, description="where a brand-new state begins")
     shutdown_grace: float = Field(10.0, ge=0)
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve /healthz and /metrics on this port (off when unset)",
+    )
+    metrics_host: str = Field("127.0.0.1", description="address /healthz and /metrics listen on")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -20,6 +20,7 @@ from our_api.settings import OurApiSettings
 from .config import Settings
 from .core.clock import utc
 from .core.engine import Engine
+from .core.health import serve_health
 from .core.lock import AlreadyRunning, StateLock
 from .core.serving import serve_app
 from .core.stats import Stats
@@ -118,6 +119,11 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             stopping = asyncio.Event()
             install_stop_signals(stopping)
             async with bigchat_worker(settings, stats=stats) as engine:
+                if settings.metrics_port is not None:
+                    health = await stack.enter_async_context(
+                        serve_health(engine, settings.metrics_host, settings.metrics_port)
+                    )
+                    print(f"demo: health on {health.url}/healthz, metrics on {health.url}/metrics")
                 await run_engine(engine, stopping, alongside=lambda: show_progress(engine, started))
                 status = await engine.store.status(engine.pipeline.name)
                 cursor = status.cursors.get(engine.pipeline.name, 0.0)

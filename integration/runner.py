@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from .core.engine import Engine
 
@@ -17,7 +18,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
-def install_stop_signals(stopping: asyncio.Event, task: asyncio.Task[object] | None = None) -> None:
+def install_stop_signals(stopping: asyncio.Event, task: asyncio.Task[Any] | None = None) -> None:
     """First SIGINT/SIGTERM: stop cleanly. A second one: stop now."""
     loop = asyncio.get_running_loop()
 
@@ -37,7 +38,7 @@ async def run_engine(
     engine: Engine,
     stopping: asyncio.Event,
     *,
-    alongside: Callable[[], Awaitable[None]] | None = None,
+    alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> bool:
     """Run ``engine`` (and ``alongside``, e.g. a progress line) until ``stopping`` is set."""
     extra = asyncio.create_task(alongside()) if alongside else None

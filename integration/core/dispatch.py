@@ -81,7 +81,8 @@ class KeyedDispatcher(Generic[K, T]):
         drained = True
         if self._queued:
             try:
-                await asyncio.wait_for(self._idle.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
             except TimeoutError:
                 drained = False
         for task in self._tasks:

@@ -48,9 +48,15 @@ def window_end(cursor: float, now: float, settings: EngineSettings) -> float:
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
-    """Wait for ``event`` at most ``seconds``; True if it was set."""
+    """Wait for ``event`` at most ``seconds``; True if it was set.
+
+    ``asyncio.timeout`` rather than ``asyncio.wait_for``: in Python 3.11, ``wait_for`` can
+    swallow a cancellation that arrives just as the event is set, and a task cancelled at
+    shutdown would then carry on forever.
+    """
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     except TimeoutError:
         return False
     return True
@@ -72,6 +78,7 @@ class Engine:
         self.stats = stats or Stats()
         self._wake = store.inbox_changed
         self._inflight: set[int] = set()
+        self._feeding_stopped = False
         self._dispatcher: KeyedDispatcher[str, InboxEntry] = KeyedDispatcher(
             self._handle,
             concurrency=settings.concurrency,
@@ -94,6 +101,8 @@ class Engine:
         self.stats.cursor = cursor
         end = window_end(cursor, now, self.settings)
         if end <= cursor:
+            # Nothing due yet (a poll interval under a second): still a healthy poll.
+            self.stats.last_poll_ok_at = now
             return False
         started = time.perf_counter()
         pages = new = duplicate = rejected = 0
@@ -105,16 +114,17 @@ class Engine:
             new += stored.new
             duplicate += stored.duplicate
             rejected += stored.rejected
+            # Counted page by page, so a long catch-up window shows its progress as it goes.
+            self.stats.pages += 1
+            self.stats.fetched_new += stored.new
+            self.stats.fetched_duplicate += stored.duplicate
+            self.stats.rejected += stored.rejected
             if page.last:
                 break
         else:
             raise TransientError(f"{name}: the window ended without a last page")
         elapsed = time.perf_counter() - started
         self.stats.windows += 1
-        self.stats.pages += pages
-        self.stats.fetched_new += new
-        self.stats.fetched_duplicate += duplicate
-        self.stats.rejected += rejected
         self.stats.cursor = end
         self.stats.last_poll_ok_at = self.clock.now()
         self.stats.last_poll_error = None
@@ -160,7 +170,7 @@ class Engine:
         """Move pending inbox entries into the dispatcher, in inbox order."""
         watermark = 0
         last_rescan = self.clock.now()
-        while True:
+        while not self._feeding_stopped:
             self._wake.clear()  # before reading, so nothing stored meanwhile is missed
             entries = await self.store.pending(self.pipeline.name, watermark, 500)
             for entry in entries:
@@ -253,15 +263,24 @@ class Engine:
             # and storing it would lose events the source may never serve again.
             clean = True
             try:
-                await asyncio.wait_for(poller, self.settings.shutdown_grace)
+                async with asyncio.timeout(self.settings.shutdown_grace):
+                    await asyncio.shield(poller)
             except TimeoutError:
                 clean = False
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
                 log.warning("stop: the poll in progress did not finish in time; cancelled it")
             except Exception:  # the poller's own failure was already logged
                 pass
+            self._feeding_stopped = True
             feeder.cancel()
             await asyncio.gather(feeder, return_exceptions=True)
-            await self._dispatcher.drop_queued()
+            dropped = await self._dispatcher.drop_queued()
+            log.info(
+                "stop: polling stopped; finishing %d event(s) in flight (%d queued stay pending)",
+                self._dispatcher.queued,
+                dropped,
+            )
             if not await self._dispatcher.stop(self.settings.shutdown_grace):
                 log.warning("stop: in-flight events did not finish in time; they stay pending")
             if clean:

@@ -45,11 +45,11 @@ class RetryPolicy:
 def retrying(
     policy: RetryPolicy,
     *,
-    on_retry: Callable[[dict[str, Any]], None] | None = None,
+    on_retry: Callable[[Any], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a coroutine function so ``TransientError`` is retried under ``policy``."""
     handlers = [on_retry] if on_retry else []
-    return backoff.on_exception(  # type: ignore[no-any-return]
+    return backoff.on_exception(
         policy.delays,
         TransientError,
         max_tries=policy.max_tries,

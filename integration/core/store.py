@@ -100,6 +100,10 @@ class Status:
     oldest_pending_at: float | None
 
 
+class StateError(Exception):
+    """The state file cannot be used (e.g. written by a newer version)."""
+
+
 class StateStore(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
@@ -233,7 +237,7 @@ class SQLiteStore:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
         if version > len(_MIGRATIONS):
-            raise RuntimeError(
+            raise StateError(
                 f"{self.path}: state schema version {version} is newer than this program "
                 f"understands ({len(_MIGRATIONS)}); run the newer version"
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from integration.core.store import NewEntry, Rejected, SQLiteStore
+from integration.core.store import NewEntry, Rejected, SQLiteStore, StateError
 
 
 def entry(n: int, key: str = "1") -> NewEntry:
@@ -146,5 +146,5 @@ async def test_a_state_file_from_a_newer_version_is_refused(tmp_path: Path) -> N
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
 
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StateError, match="newer"):
         await SQLiteStore(path).open()

@@ -4,6 +4,7 @@ frozen so its ground truth is fixed, and a worker run until it has nothing left 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Standins:
     ourapi_app: web.Application
     session: aiohttp.ClientSession
     tmp: Path
+    frozen_now: float = NOW
 
     @property
     def world(self) -> World:
@@ -70,7 +72,7 @@ class Standins:
         return self.world.epoch
 
     def conversation_ids(self) -> list[int]:
-        return list(self.world.conversation_ids(NOW))
+        return list(self.world.conversation_ids(self.frozen_now))
 
     def ourapi_requests(self) -> int:
         return self.ourapi_app[OURAPI_STATS].total
@@ -105,7 +107,11 @@ async def start_standins(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
 def _starter(stack: AsyncExitStack, tmp_path: Path) -> Callable[..., Any]:
     async def start(
-        bigchat: dict[str, Any] | None = None, ourapi: dict[str, Any] | None = None
+        bigchat: dict[str, Any] | None = None,
+        ourapi: dict[str, Any] | None = None,
+        *,
+        now: float = NOW,
+        middleware: Any = None,
     ) -> Standins:
         bigchat_settings = BigChatSettings(
             **{
@@ -116,7 +122,9 @@ def _starter(stack: AsyncExitStack, tmp_path: Path) -> Callable[..., Any]:
                 **(bigchat or {}),
             }
         )
-        bigchat_app = create_bigchat(bigchat_settings, clock=lambda: NOW)
+        bigchat_app = create_bigchat(bigchat_settings, clock=lambda: now)
+        if middleware is not None:
+            bigchat_app.middlewares.append(middleware)
         ourapi_app = create_ourapi(
             OurApiSettings(**{"db": str(tmp_path / "ourapi.db"), "seed": 3, **(ourapi or {})})
         )
@@ -124,10 +132,23 @@ def _starter(stack: AsyncExitStack, tmp_path: Path) -> Callable[..., Any]:
         served_ourapi = await stack.enter_async_context(serve_app(ourapi_app))
         session = await stack.enter_async_context(aiohttp.ClientSession())
         return Standins(
-            served_bigchat.url, served_ourapi.url, bigchat_app, ourapi_app, session, tmp_path
+            served_bigchat.url, served_ourapi.url, bigchat_app, ourapi_app, session, tmp_path, now
         )
 
     return start
+
+
+@pytest.fixture
+async def start_live_standins(
+    start_standins: Callable[..., Any],
+) -> AsyncIterator[Callable[..., Any]]:
+    """Stand-ins for a worker running on the real clock (a subprocess): BigChat is frozen a
+    moment in the past, so the worker's windows soon pass its frozen now."""
+
+    async def start(**kwargs: Any) -> Standins:
+        return await start_standins(now=float(int(time.time()) - 1), **kwargs)  # type: ignore[no-any-return]
+
+    yield start
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ...connectors.erp_files.files import Inbox, Outbox
 from ...connectors.tracos.client import WorkOrderStore, connect
@@ -74,21 +75,51 @@ async def run_pass(sync: TracosSync, *, stopping: asyncio.Event | None = None) -
     return report
 
 
-async def run_forever(sync: TracosSync, interval: float, stopping: asyncio.Event) -> None:
+async def run_forever(
+    sync: TracosSync, interval: float, stopping: asyncio.Event, *, grace: float = 5.0
+) -> None:
     """Passes every ``interval`` seconds until ``stopping`` is set. A pass that fails leaves its
-    work in place (files in the folder, documents not synced) for the next one."""
+    work in place (files in the folder, documents not synced) for the next one.
+
+    A stop asked mid-pass lets the pass finish the item in hand (it checks between items), for
+    up to ``grace`` seconds; a pass still waiting after that (on MongoDB, say) is cancelled,
+    which loses nothing: every step is safe to interrupt and redo.
+    """
     while not stopping.is_set():
-        await run_pass(sync, stopping=stopping)
-        if stopping.is_set():
-            break
-        sleep = asyncio.ensure_future(sync.clock.sleep(interval))
-        stop = asyncio.ensure_future(stopping.wait())
+        current = asyncio.ensure_future(run_pass(sync, stopping=stopping))
         try:
-            await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not await _until_stopped(current, stopping):
+                try:
+                    await asyncio.wait_for(asyncio.shield(current), grace)
+                except TimeoutError:
+                    log.warning("stop asked: pass cut short; the next run picks up from there")
+                break
         finally:
-            for task in (sleep, stop):
-                task.cancel()
-            await asyncio.gather(sleep, stop, return_exceptions=True)
+            await _cancel(current)  # a no-op when it finished; on a second signal, stop it too
+        nap = asyncio.ensure_future(sync.clock.sleep(interval))
+        try:
+            await _until_stopped(nap, stopping)
+        finally:
+            await _cancel(nap)
+
+
+async def _until_stopped(work: asyncio.Future[Any], stopping: asyncio.Event) -> bool:
+    """Wait for ``work`` or a stop, whichever comes first; whether ``work`` finished."""
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await _cancel(stop)
+    if work.done():
+        work.result()  # a pass that raised is a bug: let it be seen
+        return True
+    return False
+
+
+async def _cancel(work: asyncio.Future[Any]) -> None:
+    if not work.done():
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
 
 
 def retry_policy(settings: TracosSettings) -> RetryPolicy:
