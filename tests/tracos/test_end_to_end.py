@@ -3,21 +3,24 @@ checked field by field; the reverse direction; and a second pass that changes no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from integration.connectors.erp_files.files import Inbox
-from integration.connectors.tracos.client import Doc
+from integration.connectors.erp_files.files import Inbox, Outbox
+from integration.connectors.tracos.client import Doc, WorkOrderStore, connect
 from integration.connectors.tracos.models import TracosWorkOrder
+from integration.core.retry import RetryPolicy
 from integration.pipelines.tracos_erp.mapping import tracos_to_erp
 from integration.pipelines.tracos_erp.sample import file_bytes, sample_documents, sample_files
-from integration.pipelines.tracos_erp.sync import TracosSync, run_pass
+from integration.pipelines.tracos_erp.sync import TracosSync, run_forever, run_pass
 
-from .conftest import NOW, erp_order, tracos_doc
+from .conftest import NOW, FrozenClock, erp_order, free_port, tracos_doc
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -157,3 +160,22 @@ async def test_an_unusable_inbound_folder_fails_the_pass_but_orders_still_go_out
     report = await run_pass(broken)
     assert not report.ok
     assert (report.inbound.failed, report.outbound.sent) == (1, 1)
+
+
+async def test_a_stop_during_an_outage_ends_the_loop_within_its_grace(tmp_path: Path) -> None:
+    client = connect(f"mongodb://127.0.0.1:{free_port()}", timeout=0.2)
+    clock = FrozenClock()
+    sync = TracosSync(
+        WorkOrderStore(client["x"]["y"], retry=RetryPolicy(base=1.0, max_tries=100)),
+        Inbox(tmp_path / "in", max_bytes=100, clock=clock),
+        Outbox(tmp_path / "out"),
+        clock,
+    )
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.3, stopping.set)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(run_forever(sync, 10.0, stopping, grace=0.5), 5.0)
+    finally:
+        await client.close()
+    assert time.monotonic() - started < 2.0
