@@ -69,6 +69,12 @@ def file_bytes(order: dict[str, Any]) -> bytes:
     return json.dumps(order, indent=2).encode() + b"\n"
 
 
+def _stored(value: datetime, style: str, rng: random.Random) -> Any:
+    if style == "string":
+        return _erp_date(value, rng)
+    return value.replace(tzinfo=None) if style == "naive" else value
+
+
 def sample_documents(
     count: int, first: int, now: datetime, rng: random.Random
 ) -> list[dict[str, Any]]:
@@ -78,13 +84,11 @@ def sample_documents(
         deleted = rng.random() < 0.1
         status = Status.CANCELLED if deleted else _status(rng)
         created, updated = _times(rng, now)
-        as_string = rng.random() < 0.25  # some tools store ISO strings, with their offsets
-        naive = not as_string and rng.random() < 0.5  # and some naive UTC datetimes
+        # Some tools store ISO strings with their offsets, some naive UTC datetimes.
+        style = rng.choices(("string", "naive", "aware"), weights=(1, 2, 2))[0]
 
-        def date(value: datetime, *, _s: bool = as_string, _n: bool = naive) -> Any:
-            if _s:
-                return _erp_date(value, rng)
-            return value.replace(tzinfo=None) if _n else value
+        def date(value: datetime, *, _style: str = style) -> Any:
+            return _stored(value, _style, rng)
 
         doc: dict[str, Any] = {
             "number": number,
