@@ -33,7 +33,7 @@ from .conftest import (
     tracos_doc,
 )
 
-pytestmark = pytest.mark.skipif(
+own_server = pytest.mark.skipif(
     bool(os.environ.get("MONGO_URI")), reason="stops and starts a server of its own"
 )
 
@@ -102,6 +102,7 @@ class StoppingOutbox(Outbox):
         return path
 
 
+@own_server
 async def test_mongodb_restarted_during_inbound_loses_and_duplicates_nothing(
     server: MongoServer, own_collection: AsyncCollection[Doc], tmp_path: Path
 ) -> None:
@@ -125,6 +126,7 @@ async def test_mongodb_restarted_during_inbound_loses_and_duplicates_nothing(
     assert len(list(inbox.processed.iterdir())) == ORDERS
 
 
+@own_server
 async def test_mongodb_restarted_during_outbound_loses_and_duplicates_nothing(
     server: MongoServer, own_collection: AsyncCollection[Doc], tmp_path: Path
 ) -> None:
