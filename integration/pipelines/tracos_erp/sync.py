@@ -89,9 +89,10 @@ async def run_forever(
         current = asyncio.ensure_future(run_pass(sync, stopping=stopping))
         try:
             if not await _until_stopped(current, stopping):
-                try:
-                    await asyncio.wait_for(asyncio.shield(current), grace)
-                except TimeoutError:
+                # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a second signal's
+                # cancel when the pass ends at the same moment.
+                await asyncio.wait({current}, timeout=grace)
+                if not current.done():
                     log.warning("stop asked: pass cut short; the next run picks up from there")
                 break
         finally:
