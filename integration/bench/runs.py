@@ -3,7 +3,6 @@ process, stopped once it has drained, then measured and checked against the grou
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Settings
+from . import verification
 from .measure import (
     applied_events,
     by_route,
@@ -231,21 +231,9 @@ class _Run:
     def _check(self, stats: OurApiStats) -> list[str]:
         if self.spec.null_sink:
             return null_sink_findings(stats, self.workload)
-        from ..cli import verify_services  # the CLI imports the bench's: not at import time
-
-        settings = Settings(
-            _env_file=None,
-            bigchat_url=self.bench.bigchat.url,
-            ourapi_url=self.ourapi.url,
-            ourapi_max_in_flight=16,
+        return verification.findings(
+            self.bench.bigchat.url, self.ourapi.url, self.workload.conversation_ids
         )
-        report = asyncio.run(verify_services(settings, self.workload.conversation_ids))
-        if report.ok and report.conversations == self.workload.conversations:
-            return []
-        problems = sorted({f.problem for f in report.findings})
-        counts = ", ".join(f"{report.count(p)} {p}" for p in problems)
-        dup = f", duplicated agents {report.duplicated_agents}" if report.duplicated_agents else ""
-        return [f"verify: {report.conversations} conversations: {counts}{dup}"]
 
     def _sample(self, child: Child, applied: int | None) -> None:
         rss = rss_mb(child.pid)
