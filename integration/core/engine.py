@@ -95,7 +95,8 @@ class Engine:
         cursor = await self.store.get_cursor(name)
         now = self.clock.now()
         if cursor is None:
-            cursor = float(math.floor(self.settings.start_at or now - self.settings.lag))
+            start = self.settings.start_at
+            cursor = float(math.floor(now - self.settings.lag if start is None else start))
             await self.store.set_cursor(name, cursor)
             log.info("new state: %s starts at %s", name, iso(cursor))
         self.stats.cursor = cursor
