@@ -26,7 +26,7 @@ from .core.lock import AlreadyRunning, StateLock
 from .core.store import SQLiteStore, StateError
 from .logs import setup_logging
 from .pipelines.bigchat_ourapi.pipeline import STATES
-from .pipelines.bigchat_ourapi.verify import Report, verify
+from .pipelines.bigchat_ourapi.verify import Repairs, Report, repair, verify
 from .runner import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, install_stop_signals, run_engine
 from .worker import bigchat_worker
 
@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("verify", help="compare BigChat with OurAPI")
     check.add_argument(
         "--conversations", metavar="A-B", help="a range of conversation ids (default: those seen)"
+    )
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="fix what can be fixed idempotently (missing chats, fields, messages); "
+        "best with the worker stopped",
     )
     _add_setting_flags(check)
     for module in PLUGINS:
@@ -272,10 +278,19 @@ def _range(text: str) -> list[int]:
     return list(range(first, last + 1))
 
 
-async def verify_services(settings: Settings, ids: list[int]) -> Report:
+async def verify_services(
+    settings: Settings, ids: list[int], *, fix: bool = False
+) -> tuple[Report, Repairs | None]:
+    """Verify ``ids``; with ``fix``, repair what can be repaired and verify again."""
     async with aiohttp.ClientSession() as session:
         bigchat = BigChatClient(
-            HttpService("bigchat", str(settings.bigchat_url), session, max_in_flight=4)
+            HttpService(
+                "bigchat",
+                str(settings.bigchat_url),
+                session,
+                max_in_flight=settings.bigchat_max_in_flight,
+                timeout=settings.http_timeout,
+            )
         )
         ourapi = OurApiClient(
             HttpService(
@@ -283,9 +298,19 @@ async def verify_services(settings: Settings, ids: list[int]) -> Report:
                 str(settings.ourapi_url),
                 session,
                 max_in_flight=settings.ourapi_max_in_flight,
+                timeout=settings.http_timeout,
             )
         )
-        return await verify(bigchat, ourapi, ids)
+        report = await verify(bigchat, ourapi, ids)
+        if not fix or report.ok:
+            return report, None
+        print_report(report)
+        repairs = await repair(bigchat, ourapi, report)
+        for line in repairs.done:
+            print(f"repaired: {line}")
+        for line in repairs.impossible:
+            print(f"cannot repair: {line}")
+        return await verify(bigchat, ourapi, ids), repairs
 
 
 def print_report(report: Report) -> None:
@@ -319,7 +344,7 @@ async def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
             ids = sorted(int(k) for k in await store.map_keys(STATES))
         finally:
             await store.close()
-    report = await verify_services(settings, ids)
+    report, _ = await verify_services(settings, ids, fix=args.repair)
     print_report(report)
     return EXIT_OK if report.ok else EXIT_FAILURE
 

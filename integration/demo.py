@@ -147,4 +147,5 @@ async def _verify_finished(settings: Settings, world: World, cursor: float) -> N
         if world.script(cid).times[-1] < cursor - 1
     ]
     print(f"verifying the {len(ids)} conversation(s) that finished before the cursor:")
-    print_report(await verify_services(settings, ids))
+    report, _ = await verify_services(settings, ids)
+    print_report(report)

@@ -124,7 +124,7 @@ def main() -> int:
         cursor, _, done = progress(state_db)
         ids = asyncio.run(finished_before(bigchat, cursor))
         settings = Settings(_env_file=None, bigchat_url=bigchat, ourapi_url=ourapi)  # type: ignore[call-arg]
-        report = asyncio.run(verify_services(settings, ids))
+        report, _ = asyncio.run(verify_services(settings, ids))
     finally:
         for p in [worker, *procs]:
             if p.poll() is None:

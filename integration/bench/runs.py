@@ -174,13 +174,14 @@ class _Run:
             log_path=self.where / "naive.log",
             cwd=REPO,
         )
-        deadline = time.monotonic() + self.bench.timeout
-        while time.monotonic() < deadline and child.poll() is None:
-            self._sample(child, None)
-            time.sleep(POLL_EVERY)
-        if child.poll() is None:
-            self.timed_out = True
-        child.stop()
+        try:
+            deadline = time.monotonic() + self.bench.timeout
+            while time.monotonic() < deadline and child.poll() is None:
+                self._sample(child, None)
+                time.sleep(POLL_EVERY)
+            self.timed_out = child.poll() is None
+        finally:
+            child.stop()
         if not out.exists():
             return child, [], ["the naive baseline wrote no output"]
         output = NaiveOutput.model_validate_json(out.read_text())
@@ -209,20 +210,22 @@ class _Run:
             cwd=self.where,  # no .env from the repository: the settings are all given here
         )
         self.state_db = state_db
-        deadline = time.monotonic() + self.bench.timeout
         drained = False
-        while time.monotonic() < deadline and child.poll() is None:
-            now = progress(state_db)
-            self._sample(child, now.done if now else None)
-            if now is not None and now.drained(self.workload):
-                time.sleep(SETTLE)
-                again = progress(state_db)
-                if again is not None and again.drained(self.workload):
-                    drained = True
-                    break
-            time.sleep(POLL_EVERY)
-        self.timed_out = not drained and child.poll() is None
-        child.stop()
+        try:
+            deadline = time.monotonic() + self.bench.timeout
+            while time.monotonic() < deadline and child.poll() is None:
+                now = progress(state_db)
+                self._sample(child, now.done if now else None)
+                if now is not None and now.drained(self.workload):
+                    time.sleep(SETTLE)
+                    again = progress(state_db)
+                    if again is not None and again.drained(self.workload):
+                        drained = True
+                        break
+                time.sleep(POLL_EVERY)
+            self.timed_out = not drained and child.poll() is None
+        finally:
+            child.stop()  # SIGTERM: the worker's clean stop
         errors = [] if drained or self.timed_out else ["the worker exited before it drained"]
         return child, applied_events(state_db) if state_db.exists() else [], errors
 

@@ -12,7 +12,16 @@ from uuid import UUID
 from ...connectors.bigchat.client import BigChatClient
 from ...connectors.bigchat.models import Conversation, Event, EventName
 from ...connectors.ourapi.client import OurApiClient
-from ...connectors.ourapi.models import Chat, Message
+from ...connectors.ourapi.models import (
+    AgentCreate,
+    Chat,
+    ChatCreate,
+    ChatUpdate,
+    Message,
+    MessageCreate,
+)
+from ...core.clock import utc
+from ...core.errors import PermanentError
 from ...core.retry import RetryPolicy, retrying
 from .mapping import external_id
 
@@ -156,3 +165,102 @@ async def verify(
     await asyncio.gather(*(one(cid) for cid in conversation_ids))
     report.findings.sort(key=lambda f: (f.conversation_id, f.problem))
     return report
+
+
+@dataclass
+class Repairs:
+    done: list[str] = field(default_factory=list)
+    """One line per change made, e.g. ``12: posted 2 missing message(s)``."""
+    impossible: list[str] = field(default_factory=list)
+    """What cannot be fixed through the contract (it has no way to delete)."""
+
+
+async def repair(
+    bigchat: BigChatClient,
+    ourapi: OurApiClient,
+    report: Report,
+    *,
+    retry: RetryPolicy | None = None,
+) -> Repairs:
+    """Fix, idempotently, what ``report`` found: missing chats, wrong fields, missing messages.
+    Duplicates are reported, not fixed: OurAPI's contract has no way to delete.
+
+    Meant to run while the worker is stopped: a worker applying the same conversation at the
+    same moment could post a message this also finds missing.
+    """
+    again = retrying(retry or RetryPolicy(base=0.2, max_delay=5.0, max_tries=8))
+    result = Repairs()
+    for email, count in report.duplicated_agents.items():
+        result.impossible.append(f"{count} agents share the e-mail {email}")
+    agents: dict[int, UUID] = {}
+
+    async def agent_for(advisor_id: int) -> UUID:
+        if advisor_id not in agents:
+            advisor = await again(bigchat.advisor)(advisor_id)
+            if advisor is None:
+                raise PermanentError(f"BigChat has no advisor {advisor_id}")
+            email = advisor.email_address.strip()
+            found = await again(ourapi.find_agents)(email=email)
+            if not found:
+                created = await again(ourapi.create_agent)(
+                    AgentCreate(name=advisor.name.strip(), email=email)
+                )
+                found = [created]
+                result.done.append(f"created agent {email}")
+            agents[advisor_id] = found[0].agent_id
+        return agents[advisor_id]
+
+    for cid in sorted({f.conversation_id for f in report.findings}):
+        problems = {f.problem for f in report.findings if f.conversation_id == cid}
+        for f in report.findings:
+            if f.conversation_id == cid and not f.repairable:
+                result.impossible.append(f"{cid}: {f.problem} ({f.detail})")
+        if not problems & REPAIRABLE:
+            continue
+        conversation = await again(bigchat.conversation)(cid)
+        if conversation is None:
+            continue
+        want = expected(conversation)
+        agent = await agent_for(want.advisor_id)
+        chat = await again(ourapi.find_chat)(external_id(cid))
+        if chat is None:
+            start = want.started_at
+            if start is None:
+                start = min(e["event_at"] for e in conversation.events)
+            chat = await again(ourapi.create_chat)(
+                ChatCreate(
+                    external_id=external_id(cid),
+                    started_at=utc(start),
+                    ended_at=utc(want.ended_at) if want.ended_at is not None else None,
+                    agent_id=agent,
+                )
+            )
+            result.done.append(f"{cid}: created the missing chat")
+        update = ChatUpdate()
+        if want.started_at is not None and int(chat.started_at.timestamp()) != want.started_at:
+            update.started_at = utc(want.started_at)
+        held_end = int(chat.ended_at.timestamp()) if chat.ended_at else None
+        if want.ended_at is not None and held_end != want.ended_at:
+            update.ended_at = utc(want.ended_at)
+        if chat.agent_id != agent:
+            update.agent_id = agent
+        if update.model_fields_set:
+            await again(ourapi.update_chat)(chat.chat_id, update)
+            result.done.append(f"{cid}: set {', '.join(sorted(update.model_fields_set))}")
+        held = Counter(
+            (int(m.sent_at.timestamp()), m.text)
+            for m in await again(ourapi.messages)(chat.chat_id)
+            if m.agent_id is None
+        )
+        missing = want.messages - held
+        for (at, text), count in sorted(missing.items()):
+            for _ in range(count):
+                await again(ourapi.post_message)(
+                    chat.chat_id, MessageCreate(sent_at=utc(at), text=text, agent_id=None)
+                )
+        if missing:
+            result.done.append(f"{cid}: posted {sum(missing.values())} missing message(s)")
+    return result
+
+
+REPAIRABLE = {"missing chat", "started_at", "ended_at", "agent", "missing messages"}
