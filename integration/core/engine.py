@@ -23,6 +23,7 @@ from .store import InboxEntry, SQLiteStore
 log = logging.getLogger("integration.engine")
 
 RUNNING_MARK = "running:{name}"
+FETCHING = "fetching:{name}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ class Engine:
             return False
         started = time.perf_counter()
         pages = new = duplicate = rejected = 0
+        # Recorded before asking, so that after a crash recovery knows how late the events it
+        # may have received and lost could be (the source may ignore end_at and serve up to now).
+        await self.store.meta_put(FETCHING.format(name=name), str(now))
         async for page in self.pipeline.pages(cursor, end):
             stored = await self.store.store_page(
                 name, page.entries, page.rejects, cursor=(name, end) if page.last else None
@@ -158,8 +162,10 @@ class Engine:
             await wait_for_event(stopping, self.settings.poll_interval)
 
     async def _recover(self, reason: str) -> None:
+        fetching = await self.store.meta_get(FETCHING.format(name=self.pipeline.name))
+        horizon = float(fetching) if fetching else self.clock.now()
         try:
-            await self.pipeline.recover(reason)
+            await self.pipeline.recover(reason, horizon)
         except IntegrationError as exc:
             log.warning("recovery (%s) incomplete, will try again: %s", reason, exc)
             await self.store.meta_put(RUNNING_MARK.format(name=self.pipeline.name), "dirty")

@@ -33,7 +33,8 @@ class Pipeline(Protocol):
         retried, ``PermanentError`` to be dead-lettered."""
         ...
 
-    async def recover(self, reason: str) -> None:
+    async def recover(self, reason: str, horizon: float) -> None:
         """Heal after something may have been fetched but not stored (an unclean stop, a window
-        that failed part-way): re-read what the source still holds into the inbox."""
+        that failed part-way): re-read what the source still holds into the inbox. Nothing that
+        happened after ``horizon`` (when the last window was asked for) can have been lost."""
         ...

@@ -33,6 +33,8 @@ from our_api.app import STATS as OURAPI_STATS
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
 
+from .processes import WorkerProcess, start_worker
+
 NOW = 1_800_000_000.0
 """BigChat's frozen now: its world has happened up to here and no further."""
 
@@ -149,6 +151,23 @@ async def start_live_standins(
         return await start_standins(now=float(int(time.time()) - 1), **kwargs)  # type: ignore[no-any-return]
 
     yield start
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Callable[..., Any]]:
+    """Start worker subprocesses that are killed at teardown, whatever the test's outcome."""
+    started: list[WorkerProcess] = []
+
+    async def start(env: dict[str, str], log_path: Path, *args: str) -> WorkerProcess:
+        worker = await start_worker(env, log_path, *args)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()
 
 
 @pytest.fixture

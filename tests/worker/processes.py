@@ -25,6 +25,17 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def starts_logged(self) -> int:
+        return self.log().count("worker starting") if self.log_path.exists() else 0
+
+    async def wait_started(self, previous_starts: int, limit: float = 30) -> None:
+        """Wait until this process has logged its start (its imports and settings are done)."""
+        async with asyncio.timeout(limit):
+            while self.starts_logged() <= previous_starts:
+                if self.process.returncode is not None:
+                    return
+                await asyncio.sleep(0.02)
+
     async def wait(self, limit: float = 30) -> int:
         return await asyncio.wait_for(self.process.wait(), limit)
 

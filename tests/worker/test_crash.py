@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .processes import read_progress, start_worker, wait_until_drained
+from .processes import read_progress, wait_until_drained
 from .test_sync import assert_mirrored
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,7 +51,7 @@ def worker_env(standins: Any, **extra: str) -> dict[str, str]:
 
 
 async def test_a_page_received_but_not_stored_when_killed_is_healed_from_histories(
-    start_live_standins: Any,
+    start_live_standins: Any, spawn: Any
 ) -> None:
     victim: dict[str, int] = {}
     standins = await start_live_standins(
@@ -60,11 +60,11 @@ async def test_a_page_received_but_not_stored_when_killed_is_healed_from_histori
     )
     env = worker_env(standins)
 
-    first = await start_worker(env, standins.tmp / "worker.log")
+    first = await spawn(env, standins.tmp / "worker.log")
     victim["pid"] = first.pid
     assert await first.wait() == -signal.SIGKILL
 
-    second = await start_worker(env, standins.tmp / "worker.log")
+    second = await spawn(env, standins.tmp / "worker.log")
     await wait_until_drained(second, standins.tmp / "state.db", until=standins.frozen_now)
     assert await second.stop() == 0
 
@@ -75,16 +75,16 @@ async def test_a_page_received_but_not_stored_when_killed_is_healed_from_histori
 
 
 async def test_sigterm_stops_cleanly_and_a_restart_carries_on_where_it_stopped(
-    start_live_standins: Any,
+    start_live_standins: Any, spawn: Any
 ) -> None:
     standins = await start_live_standins(bigchat={"unreplayable": True}, ourapi={"latency_ms": 5})
     env = worker_env(standins)
 
-    first = await start_worker(env, standins.tmp / "worker.log")
+    first = await spawn(env, standins.tmp / "worker.log")
     await wait_for_some_progress(standins)
     assert await first.stop(signal.SIGTERM) == 0
 
-    second = await start_worker(env, standins.tmp / "worker.log")
+    second = await spawn(env, standins.tmp / "worker.log")
     await wait_until_drained(second, standins.tmp / "state.db", until=standins.frozen_now)
     assert await second.stop(signal.SIGINT) == 0
 

@@ -60,7 +60,7 @@ class BigChatToOurApi:
         store: SQLiteStore,
         clock: Clock,
         *,
-        recent_margin: float = 900.0,
+        recent_margin: float = 120.0,
         probe_limit: int = 500,
         recover_concurrency: int = 8,
         recover_retry: RetryPolicy | None = None,
@@ -328,43 +328,44 @@ class BigChatToOurApi:
 
     # -- healing -----------------------------------------------------------------------------
 
-    async def recover(self, reason: str) -> None:
+    async def recover(self, reason: str, horizon: float) -> None:
         """Re-read from BigChat the conversations that could have lost events: those not ended,
         those active in the last ``recent_margin`` seconds before the cursor, gaps in the ids
-        seen, and new ids past the highest seen (ids are allocated in increasing order)."""
+        seen, and new ids past the highest seen (ids are allocated in increasing order) up to
+        the first that began after ``horizon``, whose events cannot have been served yet."""
         states = {
             int(k): ConversationState.model_validate_json(v)
             for k, v in (await self.store.map_items(STATES)).items()
         }
         cursor = await self.store.get_cursor(self.name) or self.clock.now()
-        recent = {
-            int(k)
-            for k in await self.store.active_keys(self.name, cursor - self.recent_margin)
-            if k.isdigit()
-        }
-        known = set(states) | recent
+        recent = _ids(await self.store.active_keys(self.name, cursor - self.recent_margin))
+        known = set(states) | _ids(await self.store.active_keys(self.name, 0))
         if not known:
             return
         suspects = {cid for cid, s in states.items() if s.ended_at is None} | recent
-        suspects |= set(range(min(known), max(known) + 1)) - set(states)
+        # Ids are allocated in order: one missing between two known may have lost every event.
+        suspects |= set(range(min(known), max(known) + 1)) - known
         semaphore = asyncio.Semaphore(self.recover_concurrency)
         added = 0
 
-        async def heal(cid: int) -> bool:
+        async def heal(cid: int) -> Conversation | None:
             nonlocal added
             async with semaphore:
-                conversation = await self._fetch_history(cid)
+                conversation: Conversation | None = await self._fetch_history(cid)
             if conversation is None:
-                return False
+                return None
             entries, rejects = self._entries(conversation.events)
             stored = await self.store.store_page(self.name, entries, rejects)
             added += stored.new
-            return True
+            return conversation
 
         await asyncio.gather(*(heal(cid) for cid in sorted(suspects)))
         probed = 0
         next_id = max(known) + 1
-        while probed < self.probe_limit and await heal(next_id):
+        while probed < self.probe_limit:
+            conversation = await heal(next_id)
+            if conversation is None or _began_after(conversation, horizon):
+                break
             probed += 1
             next_id += 1
         log.info(
@@ -373,3 +374,13 @@ class BigChatToOurApi:
             len(suspects) + probed,
             added,
         )
+
+
+def _ids(keys: Iterable[str]) -> set[int]:
+    return {int(k) for k in keys if k.isdigit()}
+
+
+def _began_after(conversation: Conversation, horizon: float) -> bool:
+    times = [e.get("event_at") for e in conversation.events if isinstance(e, dict)]
+    first = min((t for t in times if isinstance(t, int)), default=None)
+    return first is None or first > horizon
