@@ -80,6 +80,7 @@ class Engine:
         self._wake = store.inbox_changed
         self._inflight: set[int] = set()
         self._feeding_stopped = False
+        self._finished: set[int] = set()
         self._dispatcher: KeyedDispatcher[str, InboxEntry] = KeyedDispatcher(
             self._handle,
             concurrency=settings.concurrency,
@@ -179,10 +180,13 @@ class Engine:
         last_rescan = self.clock.now()
         while not self._feeding_stopped:
             self._wake.clear()  # before reading, so nothing stored meanwhile is missed
+            # Entries finishing from now on are remembered: the list read below goes stale while
+            # submit() waits for room, and a finished entry must not be handed out again.
+            self._finished.clear()
             entries = await self.store.pending(self.pipeline.name, watermark, 500)
             for entry in entries:
                 watermark = max(watermark, entry.seq)
-                if entry.seq in self._inflight:
+                if entry.seq in self._inflight or entry.seq in self._finished:
                     continue
                 self._inflight.add(entry.seq)
                 await self._dispatcher.submit(entry.key, entry)
@@ -223,6 +227,7 @@ class Engine:
             return True
         finally:
             self._inflight.discard(entry.seq)
+            self._finished.add(entry.seq)
 
     async def _dead_letter(self, entry: InboxEntry, reason: str, *, blocking: bool) -> None:
         letter = await self.store.dead_letter(entry, reason, blocking=blocking)

@@ -47,13 +47,23 @@ def retrying(
     *,
     on_retry: Callable[[Any], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a coroutine function so ``TransientError`` is retried under ``policy``."""
-    handlers = [on_retry] if on_retry else []
-    return backoff.on_exception(
-        policy.delays,
-        TransientError,
-        max_tries=policy.max_tries,
-        jitter=None,
-        on_backoff=handlers,
-        raise_on_giveup=True,
-    )
+    """Decorate a coroutine function so ``TransientError`` is retried under ``policy``.
+
+    The returned decorator may be applied to many functions: each gets a backoff decorator of its
+    own, because one backoff decorator applied again re-registers its handlers every time (its
+    handler list grows with each use, and every retry then runs them all).
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        wrapped: Callable[..., Any] = backoff.on_exception(
+            policy.delays,
+            TransientError,
+            max_tries=policy.max_tries,
+            jitter=None,
+            on_backoff=[on_retry] if on_retry else [],
+            raise_on_giveup=True,
+            logger=None,  # the engine logs retries itself, in one line
+        )(function)
+        return wrapped
+
+    return decorate

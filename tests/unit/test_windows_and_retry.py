@@ -99,3 +99,26 @@ async def test_a_policy_with_max_tries_gives_up_with_the_last_error() -> None:
 
     with pytest.raises(TransientError, match="still down"):
         await always()
+
+
+async def test_reusing_a_retry_decorator_does_not_pile_up_handlers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[object] = []
+    again = retrying(RetryPolicy(base=0.001, max_delay=0.002), on_retry=seen.append)
+    failures = 0
+
+    async def flaky_once() -> None:
+        nonlocal failures
+        failures += 1
+        if failures % 2:
+            raise TransientError("once")
+
+    with caplog.at_level("INFO", logger="backoff"):
+        for _ in range(20):
+            await again(flaky_once)()
+
+    # One hook call per retry; backoff's own log handlers (which used to pile up, one more per
+    # use of the decorator: 1 + 2 + ... + 20 calls) are not installed at all.
+    assert len(seen) == 20
+    assert [r for r in caplog.records if r.name == "backoff"] == []
