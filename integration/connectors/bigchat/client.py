@@ -57,15 +57,16 @@ class BigChatClient:
         for _ in range(MAX_PAGES):
             seen.add(str(url))
             page = await self._get_page(url)
+            # The page is handed over (and stored) before its link is judged: BigChat may never
+            # serve these events again, so a bad link must not cost the page that carried it.
+            yield page.events, page.nextPageUrl is None
             if page.nextPageUrl is None:
-                yield page.events, True
                 return
             nxt = self.http.same_origin(page.nextPageUrl)
             if str(nxt) in seen:
                 raise PermanentError(
                     f"BigChat: nextPageUrl loops back to a page already read ({nxt})"
                 )
-            yield page.events, False
             url = nxt
         raise PermanentError(f"BigChat: more than {MAX_PAGES} pages in one window")
 
