@@ -1,8 +1,10 @@
 """``python run.py bench``: the worker against a naive integration, measured in one run.
 
 Starts BigChat (a frozen, seeded world) and, per run, a fresh OurAPI as child processes on free
-127.0.0.1 ports; runs the naive baseline, the worker with one request in flight, with its
-defaults, over a concurrency sweep and against a null sink; prints a table and the targets.
+127.0.0.1 ports; measures OurAPI's real single-connection limit (one client, one request at a
+time: the yardstick for the one-in-flight target), runs the naive baseline, the worker with one
+request in flight, with its defaults, over a concurrency sweep and against a null sink; prints a
+table and the targets.
 Exit status 1 if any run failed its check.
 """
 
@@ -129,6 +131,15 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
             print(f"  {spec.name}: running...", end="", flush=True)
             result = bench.run(spec)
             runs.append(result)
+            if result.requests_per_s is not None:  # the single-connection measurement
+                print(
+                    f" {result.events} requests one at a time, {result.requests_per_s:.1f} "
+                    f"requests/s, {result.ms_per_request or 0:.2f} ms per request, "
+                    f"{'ok' if result.verified else 'FAILED: ' + result.verify_detail[:300]} "
+                    f"({time.monotonic() - started:.1f} s)",
+                    flush=True,
+                )
+                continue
             print(
                 f" {result.events} events, {result.events_per_s:.1f} events/s, "
                 f"{result.requests_per_event:.3f} requests/event, "

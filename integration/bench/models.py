@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+SINGLE_CONNECTION = "single-connection"
+"""The baseline measurement's run: OurAPI's real requests/s one at a time (``limit.py``)."""
+
 
 class Workload(BaseModel):
     """The fixed, seeded world every run replays: BigChat's history up to ``frozen_at``."""
@@ -49,6 +52,21 @@ class NaiveOutput(BaseModel):
     """What ``python -m integration.bench.naive`` writes when it is done."""
 
     applied: list[Applied]
+    errors: list[str] = Field(default_factory=list)
+
+
+class SingleConnection(BaseModel):
+    """What ``python -m integration.bench.limit`` writes: OurAPI one request at a time."""
+
+    requests: int
+    """Timed requests (``POST /chats/{id}/messages``), after ``warmup`` untimed ones."""
+    warmup: int
+    seconds: float
+    requests_per_s: float
+    ms_per_request: float
+    """Mean: ``seconds / requests``."""
+    p50_ms: float
+    p99_ms: float
     errors: list[str] = Field(default_factory=list)
 
 
@@ -104,6 +122,9 @@ class RunResult(BaseModel):
     exit_code: int | None = None
     verify_detail: str = ""
     requests_by_route: dict[str, int] = Field(default_factory=dict)
+    # The single-connection run's own figures (None, and left out of the JSON, for the others).
+    requests_per_s: float | None = None
+    ms_per_request: float | None = None
 
 
 class Target(BaseModel):

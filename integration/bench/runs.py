@@ -12,6 +12,8 @@ from typing import Literal
 from ..config import Settings
 from . import verification
 from .measure import (
+    CHATS,
+    MESSAGES,
     applied_events,
     by_route,
     null_sink_findings,
@@ -19,11 +21,13 @@ from .measure import (
     throughput,
 )
 from .models import (
+    SINGLE_CONNECTION,
     Applied,
     BigChatStats,
     NaiveOutput,
     OurApiStats,
     RunResult,
+    SingleConnection,
     Workload,
 )
 from .processes import REPO, Child, StandIn, rss_mb
@@ -39,7 +43,7 @@ WORKER_SETTINGS = frozenset(name.upper() for name in Settings.model_fields)
 @dataclass(frozen=True)
 class RunSpec:
     name: str
-    kind: Literal["naive", "worker"]
+    kind: Literal["limit", "naive", "worker"]
     settings: dict[str, str] = field(default_factory=dict)
     """The worker's settings beyond the bench's own (env names: ``CONCURRENCY``...)."""
     null_sink: bool = False
@@ -48,6 +52,7 @@ class RunSpec:
 def plan(names: list[str] | None = None) -> list[RunSpec]:
     """Every run of the bench, in order; ``names`` keeps only those."""
     specs = [
+        RunSpec(SINGLE_CONNECTION, "limit"),
         RunSpec("naive", "naive"),
         RunSpec("inflight-1", "worker", {"OURAPI_MAX_IN_FLIGHT": "1"}),
         RunSpec("default", "worker"),
@@ -84,9 +89,77 @@ class Bench:
         )
         ourapi = StandIn(f"{spec.name}-ourapi", "our_api", args, where)
         try:
+            if spec.kind == "limit":
+                return self._single_connection(spec, ourapi, where)
             return _Run(self, spec, ourapi, where).measure()
         finally:
             ourapi.stop()
+
+    def _single_connection(self, spec: RunSpec, ourapi: StandIn, where: Path) -> RunResult:
+        """``limit.single_connection`` in a child process (its CPU and RSS its own), checked at
+        the stand-in: every request counted there and answered 2xx, one chat and
+        ``warmup + requests`` messages written. The event figures read one event per request,
+        the limit's definition: ``events_per_s`` is requests/s, lag is the time per request."""
+        out = where / "single-connection.json"
+        child = Child(
+            spec.name,
+            ["-m", "integration.bench.limit", "--ourapi-url", ourapi.url, "--out", str(out)],
+            log_path=where / "single-connection.log",
+            cwd=REPO,
+        )
+        try:
+            timed_out = child.wait(self.timeout) is None
+        finally:
+            usage = child.stop()
+        stats = OurApiStats.model_validate(ourapi.stats())
+        errors = [f"did not finish within {self.timeout:g} s"] if timed_out else []
+        if usage.exit_code != 0:
+            errors.append(f"exit status {usage.exit_code}:\n{child.tail()}")
+        if not out.exists():
+            errors.append("the single-connection client wrote no output")
+            found = SingleConnection(
+                requests=0, warmup=0, seconds=0.0, requests_per_s=0.0, ms_per_request=0.0,
+                p50_ms=0.0, p99_ms=0.0,
+            )  # fmt: skip
+        else:
+            found = SingleConnection.model_validate_json(out.read_text())
+            errors.extend(found.errors)
+        messages = stats.count("POST", MESSAGES)
+        if not errors:
+            if found.requests == 0:
+                errors.append("no request was timed")
+            if stats.count("POST", CHATS) != 1 or messages != found.warmup + found.requests:
+                errors.append(
+                    f"the stand-in counted {stats.count('POST', CHATS)} chat(s) and {messages} "
+                    f"message(s), not 1 and {found.warmup + found.requests}"
+                )
+            if any(r.status >= 300 for r in stats.requests):
+                errors.append("a request was answered >= 300")
+        n = max(1, found.requests)
+        return RunResult(
+            name=spec.name,
+            events=found.requests,
+            events_per_s=found.requests_per_s,
+            requests_per_event=round(max(0, messages - found.warmup) / n, 3),
+            lag_p50_s=round(found.p50_ms / 1000, 4),
+            lag_p99_s=round(found.p99_ms / 1000, 4),
+            cpu_s_per_1000_events=round(usage.cpu_s / n * 1000, 3),
+            peak_rss_mb=round(usage.peak_rss_mb, 1),
+            verified=not errors,
+            expected_events=found.requests,
+            wall_s=round(found.seconds, 2),
+            ourapi_requests=stats.total,
+            bigchat_requests=0,
+            bigchat_requests_per_event=0.0,
+            cpu_s=round(usage.cpu_s, 2),
+            concurrency=1,
+            ourapi_max_in_flight=1,
+            exit_code=usage.exit_code,
+            verify_detail="; ".join(errors)[:2000],
+            requests_by_route=by_route(stats),
+            requests_per_s=found.requests_per_s,
+            ms_per_request=found.ms_per_request,
+        )
 
 
 class _Run:

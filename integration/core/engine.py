@@ -22,6 +22,9 @@ from .store import InboxEntry, SQLiteStore
 
 log = logging.getLogger("integration.engine")
 
+DONE_BATCH = 256
+DONE_FLUSH_SECONDS = 0.05
+
 RUNNING_MARK = "running:{name}"
 FETCHING = "fetching:{name}"
 
@@ -81,6 +84,8 @@ class Engine:
         self._inflight: set[int] = set()
         self._feeding_stopped = False
         self._finished: set[int] = set()
+        self._done: list[int] = []
+        self._flush_soon = asyncio.Event()
         self._dispatcher: KeyedDispatcher[str, InboxEntry] = KeyedDispatcher(
             self._handle,
             concurrency=settings.concurrency,
@@ -209,25 +214,49 @@ class Engine:
             await self._apply(entry)
         except PermanentError as exc:
             await self._dead_letter(entry, str(exc), blocking=exc.blocking)
+            self._release(entry.seq)
             return not exc.blocking
         except TransientError as exc:  # only when the policy gives up
             await self._dead_letter(entry, f"gave up retrying: {exc}", blocking=True)
+            self._release(entry.seq)
             return False
         except asyncio.CancelledError:
+            self._release(entry.seq)
             raise
         except Exception as exc:
             log.exception("bug: unexpected error applying %s entry %d", entry.kind, entry.seq)
             await self._dead_letter(
                 entry, f"unexpected error: {exc.__class__.__name__}: {exc}", blocking=True
             )
+            self._release(entry.seq)
             return False
         else:
-            await self.store.mark_done([entry.seq])
+            # Marked done in batches (see _flush_done): until then the entry stays "in flight",
+            # so it is not handed out again; after a crash it is applied again, harmlessly.
+            self._done.append(entry.seq)
+            if len(self._done) >= DONE_BATCH:
+                self._flush_soon.set()
             self.stats.applied += 1
             return True
-        finally:
-            self._inflight.discard(entry.seq)
-            self._finished.add(entry.seq)
+
+    def _release(self, seq: int) -> None:
+        self._inflight.discard(seq)
+        self._finished.add(seq)
+
+    async def _flush_done(self) -> None:
+        """Mark applied entries done, many per transaction."""
+        if not self._done:
+            return
+        seqs, self._done = self._done, []
+        await self.store.mark_done(seqs)
+        for seq in seqs:
+            self._release(seq)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await wait_for_event(self._flush_soon, DONE_FLUSH_SECONDS)
+            self._flush_soon.clear()
+            await self._flush_done()
 
     async def _dead_letter(self, entry: InboxEntry, reason: str, *, blocking: bool) -> None:
         letter = await self.store.dead_letter(entry, reason, blocking=blocking)
@@ -268,6 +297,7 @@ class Engine:
         self._dispatcher.start()
         poller = asyncio.create_task(self._poll_loop(stopping), name="poller")
         feeder = asyncio.create_task(self._feed_loop(), name="feeder")
+        flusher = asyncio.create_task(self._flush_loop(), name="done-flusher")
         try:
             await stopping.wait()
         finally:
@@ -295,6 +325,9 @@ class Engine:
             )
             if not await self._dispatcher.stop(self.settings.shutdown_grace):
                 log.warning("stop: in-flight events did not finish in time; they stay pending")
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush_done()
             if clean:
                 await self.store.meta_put(mark, None)
         return clean

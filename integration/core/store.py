@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -30,7 +31,8 @@ from .clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-WriteOp = Callable[[aiosqlite.Connection], Awaitable[T]]
+WriteOp = Callable[[sqlite3.Connection], T]
+"""A write: a plain function run on the database's own thread, inside the batch's transaction."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class InboxEntry:
     payload: str
     occurred_at: float | None
     attempts: int
+    intent: bool = False
+    """An effect of this entry was started (and may have happened) by an earlier attempt."""
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,15 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, key)
     ) WITHOUT ROWID;
     """,
+    # 2: an entry's intent (an effect started) lives on its row: no separate read before it.
+    """
+    ALTER TABLE inbox ADD COLUMN intent_at REAL;
+    """,
 ]
 
-_ENTRY_COLUMNS = "seq, source, key, kind, fingerprint, payload, occurred_at, attempts"
+_ENTRY_COLUMNS = (
+    "seq, source, key, kind, fingerprint, payload, occurred_at, attempts, intent_at IS NOT NULL"
+)
 
 _BATCH_LIMIT = 500
 
@@ -307,13 +317,12 @@ class SQLiteStore:
     async def _run_batch(
         self, db: aiosqlite.Connection, batch: list[_Write]
     ) -> list[tuple[bool, Any]]:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            results = [(True, await w.op(db)) for w in batch]
-            await db.commit()
-        except BaseException:
-            await db.rollback()
-            raise
+        # The whole transaction runs as one call on aiosqlite's own thread (its _execute runs a
+        # function there): one thread hop per batch instead of one per statement.
+        ops = [w.op for w in batch]
+        results: list[tuple[bool, Any]] = await db._execute(  # type: ignore[no-untyped-call]
+            _transaction, db._conn, ops
+        )
         return results
 
     async def _run_alone(self, db: aiosqlite.Connection, write: _Write) -> tuple[bool, Any]:
@@ -322,10 +331,9 @@ class SQLiteStore:
         except Exception as exc:
             return (False, exc)
 
-    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         assert self._reader is not None, "state store is not open"
-        async with self._reader.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     # -- cursors -----------------------------------------------------------------------------
 
@@ -336,8 +344,8 @@ class SQLiteStore:
     async def set_cursor(self, name: str, position: float) -> None:
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await _upsert_cursor(db, name, position, now)
+        def op(db: sqlite3.Connection) -> None:
+            _upsert_cursor(db, name, position, now)
 
         await self.write(op)
 
@@ -355,9 +363,9 @@ class SQLiteStore:
         cursor never passes an item that is not durably stored."""
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> StoredPage:
+        def op(db: sqlite3.Connection) -> StoredPage:
             before = db.total_changes
-            await db.executemany(
+            db.executemany(
                 "INSERT OR IGNORE INTO inbox (source, key, kind, fingerprint, payload,"
                 " occurred_at, state, received_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
                 [
@@ -368,20 +376,20 @@ class SQLiteStore:
             new = db.total_changes - before
             rejected = 0
             for r in rejects:
-                cur = await db.execute(
+                cur = db.execute(
                     "INSERT OR IGNORE INTO inbox (source, key, kind, fingerprint, payload, state,"
                     " received_at, finished_at) VALUES (?, ?, 'invalid', ?, ?, 'dead', ?, ?)",
                     (source, r.key, r.fingerprint, r.payload, now, now),
                 )
                 if cur.rowcount:
                     rejected += 1
-                    await db.execute(
+                    db.execute(
                         "INSERT INTO dead_letters (seq, source, key, kind, reason, blocking,"
                         " created_at) VALUES (?, ?, ?, 'invalid', ?, 0, ?)",
                         (cur.lastrowid, source, r.key, r.reason, now),
                     )
             if cursor is not None:
-                await _upsert_cursor(db, cursor[0], cursor[1], now)
+                _upsert_cursor(db, cursor[0], cursor[1], now)
             return StoredPage(new=new, duplicate=len(entries) - new, rejected=rejected)
 
         stored = await self.write(op)
@@ -421,8 +429,8 @@ class SQLiteStore:
             return
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.executemany(
+        def op(db: sqlite3.Connection) -> None:
+            db.executemany(
                 "UPDATE inbox SET state = 'done', finished_at = ?, attempts = attempts + 1"
                 " WHERE seq = ? AND state = 'pending'",
                 [(now, seq) for seq in seqs],
@@ -430,16 +438,26 @@ class SQLiteStore:
 
         await self.write(op)
 
+    async def mark_intent(self, seq: int, started: bool = True) -> None:
+        """Record, durably, that an effect of entry ``seq`` is about to start (or, with
+        ``started=False``, that it provably did not happen)."""
+        now = self._clock.now() if started else None
+
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE inbox SET intent_at = ? WHERE seq = ?", (now, seq))
+
+        await self.write(op)
+
     async def dead_letter(self, entry: InboxEntry, reason: str, *, blocking: bool) -> int:
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> int:
-            await db.execute(
+        def op(db: sqlite3.Connection) -> int:
+            db.execute(
                 "UPDATE inbox SET state = 'dead', finished_at = ?, attempts = attempts + 1"
                 " WHERE seq = ?",
                 (now, entry.seq),
             )
-            cur = await db.execute(
+            cur = db.execute(
                 "INSERT INTO dead_letters (seq, source, key, kind, reason, blocking, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (entry.seq, entry.source, entry.key, entry.kind, reason, int(blocking), now),
@@ -476,24 +494,22 @@ class SQLiteStore:
         entry keeps its place in the order, so what waited behind it still comes after it."""
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> int:
+        def op(db: sqlite3.Connection) -> int:
             if ids is None:
-                rows = await db.execute_fetchall(
+                rows = db.execute(
                     "SELECT id, seq FROM dead_letters WHERE resolved_at IS NULL"
-                )
+                ).fetchall()
             else:
                 marks = ",".join("?" * len(ids))
-                rows = await db.execute_fetchall(
+                rows = db.execute(
                     f"SELECT id, seq FROM dead_letters WHERE resolved_at IS NULL"
                     f" AND id IN ({marks})",
                     tuple(ids),
-                )
+                ).fetchall()
             for row in rows:
-                await db.execute(
-                    "UPDATE dead_letters SET resolved_at = ? WHERE id = ?", (now, row[0])
-                )
+                db.execute("UPDATE dead_letters SET resolved_at = ? WHERE id = ?", (now, row[0]))
                 if row[1] is not None:
-                    await db.execute(
+                    db.execute(
                         "UPDATE inbox SET state = 'pending', finished_at = NULL WHERE seq = ?",
                         (row[1],),
                     )
@@ -510,8 +526,8 @@ class SQLiteStore:
         return str(rows[0][0]) if rows else None
 
     async def map_put(self, namespace: str, key: str, value: str) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO maps (namespace, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
                 (namespace, key, value),
@@ -538,8 +554,8 @@ class SQLiteStore:
     async def ledger_put(self, namespace: str, key: str, state: str) -> None:
         now = self._clock.now()
 
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO ledger (namespace, key, state, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (namespace, key) DO UPDATE SET state = excluded.state,"
                 " updated_at = excluded.updated_at",
@@ -549,8 +565,8 @@ class SQLiteStore:
         await self.write(op)
 
     async def ledger_delete(self, namespace: str, key: str) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
-            await db.execute("DELETE FROM ledger WHERE namespace = ? AND key = ?", (namespace, key))
+        def op(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM ledger WHERE namespace = ? AND key = ?", (namespace, key))
 
         await self.write(op)
 
@@ -561,11 +577,11 @@ class SQLiteStore:
         return str(rows[0][0]) if rows else None
 
     async def meta_put(self, name: str, value: str | None) -> None:
-        async def op(db: aiosqlite.Connection) -> None:
+        def op(db: sqlite3.Connection) -> None:
             if value is None:
-                await db.execute("DELETE FROM meta WHERE name = ?", (name,))
+                db.execute("DELETE FROM meta WHERE name = ?", (name,))
             else:
-                await db.execute(
+                db.execute(
                     "INSERT INTO meta (name, value) VALUES (?, ?)"
                     " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                     (name, value),
@@ -606,8 +622,8 @@ class SQLiteStore:
         )
 
 
-async def _upsert_cursor(db: aiosqlite.Connection, name: str, position: float, now: float) -> None:
-    await db.execute(
+def _upsert_cursor(db: sqlite3.Connection, name: str, position: float, now: float) -> None:
+    db.execute(
         "INSERT INTO cursors (name, position, updated_at) VALUES (?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
         " updated_at = excluded.updated_at",
@@ -615,7 +631,7 @@ async def _upsert_cursor(db: aiosqlite.Connection, name: str, position: float, n
     )
 
 
-def _entry(row: aiosqlite.Row) -> InboxEntry:
+def _entry(row: sqlite3.Row) -> InboxEntry:
     return InboxEntry(
         seq=row["seq"],
         source=row["source"],
@@ -625,7 +641,20 @@ def _entry(row: aiosqlite.Row) -> InboxEntry:
         payload=row["payload"],
         occurred_at=row["occurred_at"],
         attempts=row["attempts"],
+        intent=bool(row[8]),
     )
+
+
+def _transaction(conn: sqlite3.Connection, ops: list[WriteOp[Any]]) -> list[tuple[bool, Any]]:
+    """Run ``ops`` in one transaction, on the database's thread. All commit, or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = [(True, op(conn)) for op in ops]
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return results
 
 
 def dumps(value: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from integration.core.store import NewEntry, Rejected, SQLiteStore, StateError
@@ -57,8 +56,8 @@ async def test_a_failed_page_leaves_neither_its_entries_nor_the_cursor(store: SQ
 async def test_one_failing_write_does_not_fail_others_committed_with_it(store: SQLiteStore) -> None:
     import asyncio
 
-    async def broken(db: aiosqlite.Connection) -> None:
-        await db.execute("INSERT INTO no_such_table VALUES (1)")
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO no_such_table VALUES (1)")
 
     results = await asyncio.gather(
         store.store_page("src", [entry(1)]),
@@ -148,3 +147,34 @@ async def test_a_state_file_from_a_newer_version_is_refused(tmp_path: Path) -> N
 
     with pytest.raises(StateError, match="newer"):
         await SQLiteStore(path).open()
+
+
+async def test_an_intent_recorded_on_an_entry_comes_back_with_it(store: SQLiteStore) -> None:
+    await store.store_page("src", [entry(1), entry(2)])
+    first, _ = await store.pending("src", 0, 10)
+
+    await store.mark_intent(first.seq)
+
+    again = await store.pending("src", 0, 10)
+    assert [e.intent for e in again] == [True, False]
+    await store.mark_intent(first.seq, started=False)
+    assert not (await store.pending("src", 0, 10))[0].intent
+
+
+async def test_a_state_file_of_version_1_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        from integration.core.store import _MIGRATIONS
+
+        db.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO inbox (source, key, kind, fingerprint, payload, state, received_at)"
+            " VALUES ('src', '1', 'END', 'fp', '{}', 'pending', 0)"
+        )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        [kept] = await store.pending("src", 0, 10)
+        assert (kept.fingerprint, kept.intent) == ("fp", False)
+    finally:
+        await store.close()

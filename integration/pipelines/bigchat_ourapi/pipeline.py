@@ -45,7 +45,6 @@ log = logging.getLogger("integration.bigchat")
 STATES = "conversation"
 AGENTS = "agent"
 CHAT_LEDGER = "chat"
-MESSAGE_LEDGER = "message"
 
 _CACHE_SIZE = 20_000
 
@@ -79,6 +78,8 @@ class BigChatToOurApi:
         self._agents: dict[int, UUID] = {}
         self._agent_locks: dict[int, asyncio.Lock] = {}
         self._read_back: OrderedDict[UUID, set[tuple[int, str]]] = OrderedDict()
+        self._intents: set[int] = set()
+        """Entries whose POST this process started and has not seen succeed or fail cleanly."""
 
     # -- fetching ----------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class BigChatToOurApi:
             case EventName.START:
                 await self._start(state, event)
             case EventName.MESSAGE:
-                await self._message(state, event, entry.fingerprint)
+                await self._message(state, event, entry)
             case EventName.TRANSFER:
                 await self._transfer(state, event)
             case EventName.END:
@@ -123,7 +124,7 @@ class BigChatToOurApi:
             state.model_copy(update={"started_at": event.event_at, "start_known": True})
         )
 
-    async def _message(self, state: ConversationState, event: Event, key: str) -> None:
+    async def _message(self, state: ConversationState, event: Event, entry: InboxEntry) -> None:
         if not text_is_acceptable(event.message):
             raise InvalidInput(
                 "message text is shorter than 2 characters once trimmed; OurAPI refuses such "
@@ -131,14 +132,15 @@ class BigChatToOurApi:
             )
         chat_id = state.chat_id
         assert chat_id is not None
-        ledger = await self.store.ledger_get(MESSAGE_LEDGER, key)
-        if ledger == "sent":
+        # The entry's inbox row is this message's ledger entry: its intent is committed before
+        # the POST, so any later attempt (a retry, or a restart after a crash) knows the POST
+        # may have landed and reads the chat back before posting again.
+        maybe_posted = entry.intent or entry.seq in self._intents
+        if (maybe_posted or state.adopted) and await self._already_posted(chat_id, event):
+            self._intents.discard(entry.seq)
             return
-        if (ledger == "intent" or state.adopted) and await self._already_posted(chat_id, event):
-            # An earlier POST whose answer was lost did land: do not post it twice.
-            await self.store.ledger_put(MESSAGE_LEDGER, key, "sent")
-            return
-        await self.store.ledger_put(MESSAGE_LEDGER, key, "intent")
+        await self.store.mark_intent(entry.seq)
+        self._intents.add(entry.seq)
         try:
             await self.ourapi.post_message(chat_id, message_create(event))
         except TransientError as exc:
@@ -146,15 +148,20 @@ class BigChatToOurApi:
                 # What we know of this chat's messages may now be wrong: read it afresh.
                 self._read_back.pop(chat_id, None)
             else:
-                await self.store.ledger_delete(MESSAGE_LEDGER, key)
+                await self._no_intent(entry)
             raise
         except PermanentError:
-            await self.store.ledger_delete(MESSAGE_LEDGER, key)  # refused: nothing was stored
+            await self._no_intent(entry)  # refused: nothing was stored
             raise
-        await self.store.ledger_put(MESSAGE_LEDGER, key, "sent")
+        self._intents.discard(entry.seq)
         known = self._read_back.get(chat_id)
         if known is not None:
             known.add((event.event_at, event.message.strip()))
+
+    async def _no_intent(self, entry: InboxEntry) -> None:
+        """The POST provably did not happen: the next attempt need not read back."""
+        await self.store.mark_intent(entry.seq, started=False)
+        self._intents.discard(entry.seq)
 
     async def _already_posted(self, chat_id: UUID, event: Event) -> bool:
         known = self._read_back.get(chat_id)
