@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import Settings
-from . import verification
+from . import limit, verification
 from .measure import (
     CHATS,
     MESSAGES,
@@ -78,6 +78,8 @@ class Bench:
     directory: Path
     latency_ms: float
     timeout: float
+    limit_requests: int = limit.REQUESTS
+    """The single-connection run's bound: this many requests or ``limit.MAX_SECONDS``."""
 
     def run(self, spec: RunSpec) -> RunResult:
         where = self.directory / spec.name
@@ -103,7 +105,16 @@ class Bench:
         out = where / "single-connection.json"
         child = Child(
             spec.name,
-            ["-m", "integration.bench.limit", "--ourapi-url", ourapi.url, "--out", str(out)],
+            [
+                "-m",
+                "integration.bench.limit",
+                "--ourapi-url",
+                ourapi.url,
+                "--out",
+                str(out),
+                "--requests",
+                str(self.limit_requests),
+            ],
             log_path=where / "single-connection.log",
             cwd=REPO,
         )
