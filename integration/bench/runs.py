@@ -223,10 +223,12 @@ class _Run:
             bigchat_requests_per_event=round(bigchat_requests / n, 3),
             cpu_s=round(child.usage.cpu_s, 2),
             rss_growth_mb=self._rss_growth(),
-            concurrency=_int(self.spec.settings.get("CONCURRENCY"), 16)
+            concurrency=_int(self.spec.settings.get("CONCURRENCY"), _default("concurrency"))
             if self.spec.kind == "worker"
             else 1,
-            ourapi_max_in_flight=_int(self.spec.settings.get("OURAPI_MAX_IN_FLIGHT"), 8)
+            ourapi_max_in_flight=_int(
+                self.spec.settings.get("OURAPI_MAX_IN_FLIGHT"), _default("ourapi_max_in_flight")
+            )
             if self.spec.kind == "worker"
             else 1,
             dead=self._dead(),
@@ -338,6 +340,11 @@ class _Run:
             return 0
         now = progress(self.state_db)
         return now.dead if now else 0
+
+
+def _default(setting: str) -> int:
+    """The worker's own default for ``setting`` (what a run that does not set it gets)."""
+    return int(Settings.model_fields[setting].default)
 
 
 def _int(value: str | None, default: int) -> int:
