@@ -3,6 +3,7 @@ start-up so a bad value stops the worker at once with one clear line."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -57,11 +58,14 @@ class Settings(BaseSettings):
 
 def explain(exc: ValidationError) -> str:
     """A settings error as one line naming the variable, e.g.
-    ``POLL_INTERVAL: Input should be greater than 0 (got '-1')``."""
+    ``POLL_INTERVAL: Input should be greater than 0 (got '-1')``. A password in a URL
+    (``scheme://user:secret@host``) is hidden: the line goes to a terminal or a log."""
     parts = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
         got = err.get("input")
+        if isinstance(got, str):
+            got = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", got)
         shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
         parts.append(f"{name}: {err['msg']}{shown}")
     return "; ".join(parts)

@@ -49,24 +49,20 @@ async def bigchat_worker(
     )
     try:
         async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
-            bigchat = HttpService(
-                "bigchat",
-                str(settings.bigchat_url),
-                session,
-                max_in_flight=settings.bigchat_max_in_flight,
-                timeout=settings.http_timeout,
-                clock=clock,
-                observer=stats.observe_request,
-            )
-            ourapi = HttpService(
-                "ourapi",
-                str(settings.ourapi_url),
-                session,
-                max_in_flight=settings.ourapi_max_in_flight,
-                timeout=settings.http_timeout,
-                clock=clock,
-                observer=stats.observe_request,
-            )
+
+            def service(name: str, url: object, max_in_flight: int) -> HttpService:
+                return HttpService(
+                    name,
+                    str(url),
+                    session,
+                    max_in_flight=max_in_flight,
+                    timeout=settings.http_timeout,
+                    clock=clock,
+                    observer=stats.observe_request,
+                )
+
+            bigchat = service("bigchat", settings.bigchat_url, settings.bigchat_max_in_flight)
+            ourapi = service("ourapi", settings.ourapi_url, settings.ourapi_max_in_flight)
             pipeline = BigChatToOurApi(BigChatClient(bigchat), OurApiClient(ourapi), store, clock)
             yield Engine(pipeline, store, clock, engine_settings(settings, retry), stats)
     finally:

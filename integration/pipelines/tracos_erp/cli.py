@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ...config import explain
 from ...connectors.erp_files.files import write_atomic
 from ...core.clock import SystemClock, utc
 from ...core.errors import IntegrationError
 from ...logs import setup_logging
 from ...runner import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, install_stop_signals
 from .sample import file_bytes, sample_documents, sample_files
-from .settings import TracosSettings, explain
+from .settings import TracosSettings
 from .sync import run_forever, run_pass, tracos_sync
 
 log = logging.getLogger("integration.tracos")

@@ -3,11 +3,10 @@ start-up so a bad value stops the command at once with one clear line."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo.errors import InvalidURI
 from pymongo.uri_parser import parse_uri
@@ -54,18 +53,3 @@ class TracosSettings(BaseSettings):
             field = getattr(info, "field_name", "")
             return value.upper() if field == "log_level" else value.lower()
         return value
-
-
-def explain(exc: ValidationError) -> str:
-    """A settings error as one line naming the variable, e.g.
-    ``POLL_INTERVAL: Input should be greater than 0 (got '-1')``, with any password in a
-    MongoDB URI hidden: the line goes to a terminal or a log."""
-    parts = []
-    for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
-        got = err.get("input")
-        if isinstance(got, str):
-            got = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", got)
-        shown = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
-        parts.append(f"{name}: {err['msg']}{shown}")
-    return "; ".join(parts)
