@@ -46,7 +46,8 @@ STATES = "conversation"
 AGENTS = "agent"
 CHAT_LEDGER = "chat"
 
-_CACHE_SIZE = 20_000
+_CACHE_SIZE = 2_000
+"""Conversations whose state is kept in memory; others are read back from the state store."""
 
 
 class BigChatToOurApi:
