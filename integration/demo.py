@@ -120,10 +120,19 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             install_stop_signals(stopping)
             async with bigchat_worker(settings, stats=stats) as engine:
                 if settings.metrics_port is not None:
-                    health = await stack.enter_async_context(
-                        serve_health(engine, settings.metrics_host, settings.metrics_port)
-                    )
-                    print(f"demo: health on {health.url}/healthz, metrics on {health.url}/metrics")
+                    try:
+                        health = await stack.enter_async_context(
+                            serve_health(engine, settings.metrics_host, settings.metrics_port)
+                        )
+                    except OSError as exc:
+                        print(
+                            f"demo: no /healthz or /metrics: port {settings.metrics_port} "
+                            f"({exc.strerror}); choose another with --metrics-port"
+                        )
+                    else:
+                        print(
+                            f"demo: health on {health.url}/healthz, metrics on {health.url}/metrics"
+                        )
                 await run_engine(engine, stopping, alongside=lambda: show_progress(engine, started))
                 status = await engine.store.status(engine.pipeline.name)
                 cursor = status.cursors.get(engine.pipeline.name, 0.0)
