@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def log_setting_case(value: object, info: ValidationInfo) -> object:
+    """LOG_LEVEL and LOG_FORMAT in any case (``debug``, ``JSON``): levels upper-case, formats
+    lower-case. Shared by every sync's settings."""
+    if isinstance(value, str):
+        return value.upper() if info.field_name == "log_level" else value.lower()
+    return value
 
 
 class Settings(BaseSettings):
@@ -40,13 +48,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _normalise_case(cls, value: object, info: object) -> object:
-        if isinstance(value, str):
-            field = getattr(info, "field_name", "")
-            return value.upper() if field == "log_level" else value.lower()
-        return value
+    _log_case = field_validator("log_level", "log_format", mode="before")(log_setting_case)
 
     @field_validator("start_at")
     @classmethod

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from integration.connectors.bigchat.client import BigChatClient
 from integration.connectors.ourapi.client import OurApiClient
-from integration.core.engine import Engine, EngineSettings
+from integration.core.engine import Engine
 from integration.core.http import HttpService
 from integration.core.retry import RetryPolicy
 from integration.core.serving import serve_app
@@ -23,6 +23,8 @@ from integration.core.store import DeadLetter, SQLiteStore
 from integration.pipelines.bigchat_ourapi.pipeline import BigChatToOurApi
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
+
+from .scripted import scripted_settings
 
 NOW = 2_000_000.0
 T = 1_000_000  # when the scripted conversations happen
@@ -184,15 +186,7 @@ async def run_against(
             pipeline,
             store,
             clock,
-            EngineSettings(
-                poll_interval=0.01,
-                lag=0,
-                max_window=1,
-                start_at=hostile.base,
-                concurrency=4,
-                retry=RetryPolicy(base=0.001, max_delay=0.005),
-                rescan_interval=0.05,
-            ),
+            scripted_settings(count, NOW, rescan_interval=0.05),
         )
         stopping = asyncio.Event()
         task = asyncio.create_task(engine.run(stopping))

@@ -17,15 +17,16 @@ from hypothesis import strategies as st
 
 from integration.connectors.bigchat.client import BigChatClient
 from integration.connectors.ourapi.client import OurApiClient
-from integration.core.engine import Engine, EngineSettings
+from integration.core.engine import Engine
 from integration.core.http import HttpService
 from integration.core.pipeline import Page
-from integration.core.retry import RetryPolicy
 from integration.core.serving import serve_app
 from integration.core.store import SQLiteStore
 from integration.pipelines.bigchat_ourapi.pipeline import BigChatToOurApi
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
+
+from .scripted import scripted_settings
 
 CID = 7
 ADVISORS = {n: (f"Advisor {n}", f"advisor{n}@example.com") for n in (1, 2, 3)}
@@ -175,14 +176,7 @@ async def replay(story: Story, folder: Path) -> dict[str, Any]:
             pipeline,
             store,
             clock,
-            EngineSettings(
-                poll_interval=0.01,
-                lag=0,
-                max_window=1,
-                start_at=0,
-                concurrency=4,
-                retry=RetryPolicy(base=0.001, max_delay=0.01),
-            ),
+            scripted_settings(len(story.windows), clock.now()),
         )
         stopping = asyncio.Event()
         task = asyncio.create_task(engine.run(stopping))

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo.errors import InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from ...config import log_setting_case
+
 
 class TracosSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
@@ -46,10 +48,4 @@ class TracosSettings(BaseSettings):
             raise ValueError(str(exc).splitlines()[0]) from None
         return value
 
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _normalise_case(cls, value: object, info: object) -> object:
-        if isinstance(value, str):
-            field = getattr(info, "field_name", "")
-            return value.upper() if field == "log_level" else value.lower()
-        return value
+    _log_case = field_validator("log_level", "log_format", mode="before")(log_setting_case)
