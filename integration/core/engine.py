@@ -96,8 +96,12 @@ class Engine:
 
     # -- polling ---------------------------------------------------------------------------
 
-    async def poll_once(self) -> bool:
-        """Fetch and store the next window. Returns True when there is more to catch up."""
+    async def poll_once(self, stopping: asyncio.Event | None = None) -> bool:
+        """Fetch and store the next window. Returns True when there is more to catch up.
+
+        Asked to stop, it stops between two pages: the page in hand is stored and the next was
+        never asked for, so nothing is lost; the cursor stays, and the window is asked again.
+        """
         name = self.pipeline.name
         cursor = await self.store.get_cursor(name)
         now = self.clock.now()
@@ -132,6 +136,9 @@ class Engine:
             self.stats.rejected += stored.rejected
             if page.last:
                 break
+            if stopping is not None and stopping.is_set():
+                log.info("stop: window [%s, %s) left between pages", iso(cursor), iso(end))
+                return False
         else:
             raise TransientError(f"{name}: the window ended without a last page")
         elapsed = time.perf_counter() - started
@@ -157,7 +164,7 @@ class Engine:
         while not stopping.is_set():
             more = False
             try:
-                more = await self.poll_once()
+                more = await self.poll_once(stopping)
             except IntegrationError as exc:
                 self.stats.poll_failures += 1
                 self.stats.last_poll_error = str(exc)

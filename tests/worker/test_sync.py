@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from .conftest import Standins, run_until_idle
+from integration.worker import bigchat_worker
+
+from .conftest import FAST_RETRY, NOW, AheadClock, Standins, run_until_idle
 
 
 def assert_mirrored(report: Any) -> None:
@@ -75,4 +78,23 @@ async def test_rate_limits_on_both_sides_slow_the_worker_but_lose_nothing(
 async def test_one_request_in_flight_to_each_service_is_enough(standins: Standins) -> None:
     await run_until_idle(standins.settings(ourapi_max_in_flight=1, bigchat_max_in_flight=1))
 
+    assert_mirrored(await standins.verify())
+
+
+async def test_asked_to_stop_mid_window_it_stops_between_pages_and_loses_nothing(
+    start_standins: Any,
+) -> None:
+    standins = await start_standins(bigchat={"unreplayable": True, "page_size": 5})
+    settings = standins.settings(max_window=100_000)  # the whole history in one window
+    stopping = asyncio.Event()
+    async with bigchat_worker(settings, clock=AheadClock(NOW + 1), retry=FAST_RETRY) as engine:
+        stopping.set()  # already asked to stop: the first page is the last one read
+        more = await engine.poll_once(stopping)
+        status = await engine.store.status("bigchat")
+
+    assert more is False
+    assert 0 < status.inbox["pending"] <= 5
+    assert status.cursors["bigchat"] == standins.epoch  # the window was not acknowledged
+
+    await run_until_idle(settings)  # a new run asks the window again and gets the rest
     assert_mirrored(await standins.verify())
