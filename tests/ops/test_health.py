@@ -3,7 +3,6 @@ reason otherwise."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -19,19 +18,9 @@ from integration.core.serving import serve_app
 from integration.core.stats import Stats
 from integration.core.store import SQLiteStore
 from integration.worker import bigchat_worker
+from tests.clocks import ManualClock
 
 from .conftest import FAST_RETRY, Ops, eventually, get_health, running
-
-
-class ManualClock:
-    def __init__(self, now: float) -> None:
-        self.at = now
-
-    def now(self) -> float:
-        return self.at
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

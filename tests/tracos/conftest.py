@@ -4,7 +4,6 @@ when that is set), a fresh database per test, folders in ``tmp_path`` and a froz
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -26,21 +25,18 @@ from integration.connectors.erp_files.files import Inbox, Outbox
 from integration.connectors.tracos.client import Doc, WorkOrderStore, connect
 from integration.core.retry import RetryPolicy
 from integration.pipelines.tracos_erp.sync import TracosSync
+from tests.clocks import ManualClock
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(base=0.05, max_delay=0.5, max_tries=60)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class FrozenClock:
+class FrozenClock(ManualClock):
+    """The shared test clock, set to NOW unless told otherwise."""
+
     def __init__(self, now: datetime = NOW) -> None:
-        self.at = now.timestamp()
-
-    def now(self) -> float:
-        return self.at
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
+        super().__init__(now.timestamp())
 
 
 def free_port() -> int:

@@ -32,6 +32,7 @@ from integration.worker import bigchat_worker
 from our_api.app import STATS as OURAPI_STATS
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
+from tests.clocks import ManualClock
 
 from .processes import WorkerProcess, start_worker
 
@@ -41,18 +42,10 @@ NOW = 1_800_000_000.0
 FAST_RETRY = RetryPolicy(base=0.01, max_delay=0.05)
 
 
-class AheadClock:
+def ahead_clock() -> ManualClock:
     """The worker's clock: a second past BigChat's frozen now, so the last window covers every
     event that has happened."""
-
-    def __init__(self, now: float) -> None:
-        self.at = now
-
-    def now(self) -> float:
-        return self.at
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
+    return ManualClock(NOW + 1)
 
 
 @dataclass
@@ -182,7 +175,7 @@ async def run_until_idle(
     stop it the clean way (as SIGTERM would)."""
     stopping = asyncio.Event()
     async with bigchat_worker(
-        settings, clock=AheadClock(NOW + 1), stats=stats, retry=FAST_RETRY
+        settings, clock=ahead_clock(), stats=stats, retry=FAST_RETRY
     ) as engine:
         task = asyncio.create_task(engine.run(stopping))
         try:

@@ -23,6 +23,7 @@ from integration.core.store import DeadLetter, SQLiteStore
 from integration.pipelines.bigchat_ourapi.pipeline import BigChatToOurApi
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
+from tests.clocks import ManualClock
 
 from .scripted import scripted_settings
 
@@ -126,14 +127,6 @@ def conversation(
     return events
 
 
-class FixedClock:
-    def now(self) -> float:
-        return NOW
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
-
-
 @dataclass
 class Outcome:
     chats: dict[str, Any]
@@ -172,7 +165,7 @@ async def run_against(
         store = SQLiteStore(folder / "state.db")
         await store.open()
         stack.push_async_callback(store.close)
-        clock = FixedClock()
+        clock = ManualClock(NOW)
         fast = RetryPolicy(base=0.001, max_delay=0.005, max_tries=3)
         ourapi_client = OurApiClient(HttpService("ourapi", ourapi.url, session, timeout=5))
         pipeline = BigChatToOurApi(

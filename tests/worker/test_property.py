@@ -25,6 +25,7 @@ from integration.core.store import SQLiteStore
 from integration.pipelines.bigchat_ourapi.pipeline import BigChatToOurApi
 from our_api.app import create_app as create_ourapi
 from our_api.settings import OurApiSettings
+from tests.clocks import ManualClock
 
 from .scripted import scripted_settings
 
@@ -127,17 +128,6 @@ class ScriptedPipeline(BigChatToOurApi):
             yield Page(entries, rejects, last=n == len(pages) - 1)
 
 
-class StepClock:
-    def __init__(self, now: float) -> None:
-        self.at = now
-
-    def now(self) -> float:
-        return self.at
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
-
-
 def bigchat_app(story: Story) -> web.Application:
     async def conversation(request: web.Request) -> web.Response:
         return web.json_response(
@@ -163,7 +153,7 @@ async def replay(story: Story, folder: Path) -> dict[str, Any]:
     ):
         store = SQLiteStore(folder / "state.db")
         await store.open()
-        clock = StepClock(2_000_000)  # after every event of the story
+        clock = ManualClock(2_000_000)  # after every event of the story
         ourapi = OurApiClient(HttpService("ourapi", ourapi_url.url, session))
         pipeline = ScriptedPipeline(
             story.windows,

@@ -7,7 +7,7 @@ from typing import Any
 
 from integration.worker import bigchat_worker
 
-from .conftest import FAST_RETRY, NOW, AheadClock, Standins, run_until_idle
+from .conftest import FAST_RETRY, Standins, ahead_clock, run_until_idle
 
 
 def assert_mirrored(report: Any) -> None:
@@ -87,7 +87,7 @@ async def test_asked_to_stop_mid_window_it_stops_between_pages_and_loses_nothing
     standins = await start_standins(bigchat={"unreplayable": True, "page_size": 5})
     settings = standins.settings(max_window=100_000)  # the whole history in one window
     stopping = asyncio.Event()
-    async with bigchat_worker(settings, clock=AheadClock(NOW + 1), retry=FAST_RETRY) as engine:
+    async with bigchat_worker(settings, clock=ahead_clock(), retry=FAST_RETRY) as engine:
         stopping.set()  # already asked to stop: the first page is the last one read
         more = await engine.poll_once(stopping)
         status = await engine.store.status("bigchat")

@@ -71,17 +71,16 @@ class BigChatClient:
         raise PermanentError(f"BigChat: more than {MAX_PAGES} pages in one window")
 
     async def conversation(self, conversation_id: int) -> Conversation | None:
-        response = await self.http.request("GET", f"conversations/{conversation_id}")
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise unexpected(response, f"BigChat GET /conversations/{conversation_id}")
-        return _parse(Conversation, response, f"GET /conversations/{conversation_id}")
+        return await self._one(Conversation, f"conversations/{conversation_id}")
 
     async def advisor(self, advisor_id: int) -> Advisor | None:
-        response = await self.http.request("GET", f"advisors/{advisor_id}")
+        return await self._one(Advisor, f"advisors/{advisor_id}")
+
+    async def _one(self, model: type[M], path: str) -> M | None:
+        """One resource, or None when BigChat answers 404 for it."""
+        response = await self.http.request("GET", path)
         if response.status == 404:
             return None
         if response.status != 200:
-            raise unexpected(response, f"BigChat GET /advisors/{advisor_id}")
-        return _parse(Advisor, response, f"GET /advisors/{advisor_id}")
+            raise unexpected(response, f"BigChat GET /{path}")
+        return _parse(model, response, f"GET /{path}")
