@@ -4,14 +4,37 @@ The clock is injected (``clock() -> Unix seconds``) so tests can freeze or advan
 else here reads it. Request-level faults (rate limit, latency, 500s) live in one middleware so
 that handlers only deal with the contract. ``/_standin/`` routes are additions for tests and
 tooling: never faulted, never counted.
+
+Python API for tests::
+
+    app = create_app(settings, clock=time.time, world=ScriptedWorld.from_model(script),
+                     on_page_served=hook, before_page_sent=hook)
+
+- ``world``: serve this world (a ``ScriptedWorld``) instead of generating one from the settings;
+  ``PUT /_standin/world`` replaces it at run time. ``current_world(app)`` is what is served.
+- ``before_page_sent(window, page, events, now)``: called for each 200 ``/events`` page once it is
+  recorded as served (an unreplayable feed will not serve its events again) but BEFORE the answer
+  is written: kill the client there for "served, never received".
+- ``on_page_served(window, page, events, now)``: called once the answer is fully written.
+  ``events`` is the number of events in the page, ``now`` the app's clock. A hook may be a plain
+  function or a coroutine function; both can also be set later on ``app[PAGE_HOOKS]``.
+- Live mode (``settings.live``): each event is served once by ``/events`` (``unreplayable`` is
+  forced on, whatever is PATCHed); meant for the real clock (the default ``time.time``).
+
+``/_standin/`` routes: ``GET``/``PATCH faults``, ``GET conversations``, ``GET clock``,
+``GET stats``, ``GET truth`` (the full history and the expected chat of every conversation that
+exists, see ``truth.py``) and ``PUT world`` (a ``WorldScript`` body: serve that world from now on;
+what was served of the previous one is forgotten).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +43,38 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from big_chat.faults import FaultInjector, FaultLog, Window
 from big_chat.models import EventsPage
+from big_chat.scripted import ScriptedWorld, WorldScript
 from big_chat.settings import BigChatSettings
 from big_chat.stats import RequestStats
+from big_chat.truth import world_truth
+from big_chat.view import WorldView
 from big_chat.world import World
 
 Clock = Callable[[], float]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PageHook = Callable[[Window, int, int, float], Awaitable[None] | None]
+"""``hook(window, page, events_in_page, now)``; may be a plain or a coroutine function."""
 
-WORLD = web.AppKey("world", World)  # ground truth for tests
+
+@dataclass
+class PageHooks:
+    """Called around each 200 ``/events`` page (see the module docstring); settable at run time."""
+
+    before_page_sent: PageHook | None = None
+    on_page_served: PageHook | None = None
+
+
+@dataclass
+class WorldSlot:
+    """The world being served: a slot, because ``PUT /_standin/world`` swaps it on a running
+    app (whose keys can no longer be set)."""
+
+    current: WorldView
+
+
+WORLD = web.AppKey("world", World)  # the generated world, when the app was created with one
+WORLD_SLOT = web.AppKey("world_slot", WorldSlot)  # what is served (see current_world)
+PAGE_HOOKS = web.AppKey("page_hooks", PageHooks)
 FAULTS = web.AppKey("faults", FaultInjector)  # current fault settings and their state
 FAULT_LOG = web.AppKey("fault_log", FaultLog)  # every injected fault
 STATS = web.AppKey("stats", RequestStats)  # contract requests by route and status
@@ -121,7 +168,20 @@ async def _faulted(
     return await handler(request)
 
 
-async def get_events(request: web.Request) -> web.Response:
+def current_world(app: web.Application) -> WorldView:
+    """The world the app serves now (generated, scripted, or PUT since)."""
+    return app[WORLD_SLOT].current
+
+
+async def _call_hook(hook: PageHook | None, window: Window, page: int, n: int, now: float) -> None:
+    if hook is None:
+        return
+    result = hook(window, page, n, now)
+    if inspect.isawaitable(result):
+        await result
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
     try:
         query = EventsQuery.model_validate(dict(request.query))
     except ValidationError as exc:
@@ -130,11 +190,23 @@ async def get_events(request: web.Request) -> web.Response:
     now = app[CLOCK]()
     window = Window(_timestamp(query.start_at), _timestamp(query.end_at) if query.end_at else None)
     faults = app[FAULTS]
-    snap = faults.snapshot(app[WORLD], window, query.page, now)
+    snap = faults.snapshot(current_world(app), window, query.page, now)
     events, more = faults.serve_page(snap, query.page)
-    # Absolute, same parameters, page + 1; built from the request's own scheme, host and port.
-    next_url = str(request.url.update_query(page=query.page + 1)) if more else None
-    return _json(EventsPage(nextPageUrl=next_url, events=[e.to_model() for e in events]))
+    next_url: str | None = None
+    if more:
+        # Absolute, same parameters, page + 1; built from the request's own scheme, host and
+        # port (or the malformed link a test asked for).
+        override = faults.settings.next_page_url_override
+        next_url = override or str(request.url.update_query(page=query.page + 1))
+    response = _json(EventsPage(nextPageUrl=next_url, events=[e.to_model() for e in events]))
+    hooks = app[PAGE_HOOKS]
+    await _call_hook(hooks.before_page_sent, window, query.page, len(events), now)
+    if hooks.on_page_served is None:
+        return response
+    await response.prepare(request)
+    await response.write_eof()
+    await _call_hook(hooks.on_page_served, window, query.page, len(events), app[CLOCK]())
+    return response
 
 
 async def get_conversation(request: web.Request) -> web.Response:
@@ -143,8 +215,14 @@ async def get_conversation(request: web.Request) -> web.Response:
     except ValidationError as exc:
         return _validation_error(exc, "path", "conversation_id")
     app = request.app
-    conversation = app[WORLD].conversation(conversation_id, app[CLOCK]())
-    return _not_found("Conversation") if conversation is None else _json(conversation)
+    conversation = current_world(app).conversation(conversation_id, app[CLOCK]())
+    if conversation is None:
+        return _not_found("Conversation")
+    if app[FAULTS].settings.history_mode == "start_only":
+        # The real service stores no later events: its history is the START alone.
+        starts = [e for e in conversation.events if e.event_name == "START"]
+        conversation = conversation.model_copy(update={"events": starts})
+    return _json(conversation)
 
 
 async def get_advisor(request: web.Request) -> web.Response:
@@ -152,7 +230,7 @@ async def get_advisor(request: web.Request) -> web.Response:
         advisor_id = _INT.validate_python(request.match_info["advisor_id"])
     except ValidationError as exc:
         return _validation_error(exc, "path", "advisor_id")
-    advisor = request.app[WORLD].advisor(advisor_id)
+    advisor = current_world(request.app).advisor(advisor_id)
     return _not_found("Advisor") if advisor is None else _json(advisor)
 
 
@@ -166,18 +244,25 @@ async def standin_faults(request: web.Request) -> web.Response:
         {
             "settings": faults.settings.model_dump(mode="json"),
             "faults": faults.log.as_json(),
-            "quirks": [q.as_json() for q in app[WORLD].quirks(app[CLOCK]())],
+            "quirks": [q.as_json() for q in current_world(app).quirks(app[CLOCK]())],
         }
     )
 
 
-async def standin_patch_faults(request: web.Request) -> web.Response:
+async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         body: Any = await request.json()
     except json.JSONDecodeError:
         return web.json_response({"detail": "Body must be JSON"}, status=400)
     if not isinstance(body, dict):
         return web.json_response({"detail": "Body must be a JSON object"}, status=400)
+    return body
+
+
+async def standin_patch_faults(request: web.Request) -> web.Response:
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
     try:
         updated = request.app[FAULTS].update(body)
     except ValidationError as exc:
@@ -187,28 +272,69 @@ async def standin_patch_faults(request: web.Request) -> web.Response:
 
 async def standin_conversations(request: web.Request) -> web.Response:
     app = request.app
-    ids = app[WORLD].conversation_ids(app[CLOCK]())
+    ids = current_world(app).conversation_ids(app[CLOCK]())
     return web.json_response({"conversation_ids": list(ids)})
 
 
 async def standin_clock(request: web.Request) -> web.Response:
     app = request.app
-    return web.json_response({"now": app[CLOCK](), "epoch": app[WORLD].epoch})
+    return web.json_response({"now": app[CLOCK](), "epoch": current_world(app).epoch})
+
+
+async def standin_truth(request: web.Request) -> web.Response:
+    app = request.app
+    return _json(world_truth(current_world(app), app[CLOCK]()))
+
+
+async def standin_put_world(request: web.Request) -> web.Response:
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        script = WorldScript.model_validate(body)
+    except ValidationError as exc:
+        return _validation_error(exc, "body")
+    app = request.app
+    app[WORLD_SLOT].current = ScriptedWorld.from_model(script)
+    app[FAULTS].reset(visible_since=app[CLOCK]())
+    return web.json_response(
+        {"advisors": len(script.advisors), "conversations": len(script.conversations)}
+    )
 
 
 async def standin_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATS].as_json())
 
 
-def create_app(settings: BigChatSettings, clock: Clock = time.time) -> web.Application:
-    """The stand-in as an aiohttp application; nothing is generated until asked for."""
-    epoch = settings.epoch if settings.epoch is not None else clock() - settings.history
+def create_app(
+    settings: BigChatSettings,
+    clock: Clock = time.time,
+    *,
+    world: WorldView | None = None,
+    on_page_served: PageHook | None = None,
+    before_page_sent: PageHook | None = None,
+) -> web.Application:
+    """The stand-in as an aiohttp application; nothing is generated until asked for.
+
+    ``world`` (e.g. a ``ScriptedWorld``) replaces the world the settings would generate; the
+    hooks are described in the module docstring.
+    """
     app = web.Application(middlewares=[_faults_and_stats])
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[WORLD] = World(settings.world_settings(), epoch)
+    if world is None:
+        epoch = settings.epoch if settings.epoch is not None else clock() - settings.history
+        generated = World(settings.world_settings(), epoch)
+        app[WORLD] = generated
+        world = generated
+    app[WORLD_SLOT] = WorldSlot(world)
+    app[PAGE_HOOKS] = PageHooks(before_page_sent, on_page_served)
     faults = FaultInjector(
-        settings.fault_settings(), seed=settings.seed, page_size=settings.page_size
+        settings.fault_settings(),
+        seed=settings.seed,
+        page_size=settings.page_size,
+        force_unreplayable=settings.live,
+        visible_since=clock(),
     )
     app[FAULTS] = faults
     app[FAULT_LOG] = faults.log
@@ -221,4 +347,6 @@ def create_app(settings: BigChatSettings, clock: Clock = time.time) -> web.Appli
     app.router.add_get("/_standin/conversations", standin_conversations)
     app.router.add_get("/_standin/clock", standin_clock)
     app.router.add_get("/_standin/stats", standin_stats)
+    app.router.add_get("/_standin/truth", standin_truth)
+    app.router.add_put("/_standin/world", standin_put_world)
     return app

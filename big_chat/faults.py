@@ -8,6 +8,13 @@ snapshot, so that paging stays consistent while faults, the clock or the served 
 a new page-0 request takes a new snapshot. Serving a page then records what was served (for
 ``unreplayable`` and duplicates) and logs every injected event that went out.
 
+Events the world makes visible only after their own time (``WorldView.late_visible``: a scripted
+``visible_at``, a TRANSFER dated before its START) are served by the next window that contains
+them, or, when their time is already before a window's start, released into the first snapshot
+taken after they became visible (logged as ``late_visible``). Only events that become visible
+while the stand-in serves count: what was visible when it started (or when its world was
+replaced) is plain history, served when a window containing it is asked for.
+
 Decisions about single events (is it late? is it duplicated?) are hashed from the seed and the
 event, so they do not depend on the order of requests; decisions about requests (500 or not,
 shuffle order) come from seeded streams consumed in request order.
@@ -24,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from big_chat.settings import FaultSettings
-from big_chat.world import ScriptEvent, World
+from big_chat.view import WorldView
+from big_chat.world import ScriptEvent
 
 FaultKind = Literal[
     "error",
@@ -32,11 +40,12 @@ FaultKind = Literal[
     "duplicate",
     "late_withheld",
     "late",
+    "late_visible",
     "shuffle",
     "ignore_end_at",
     "unreplayable",
 ]
-Injected = Literal["duplicate", "late", "ignore_end_at"]
+Injected = Literal["duplicate", "late", "late_visible", "ignore_end_at"]
 
 _SNAPSHOTS_KEPT = 1_024  # windows whose later pages can still be asked for
 _LOG_MAX = 500_000  # keeps a long soak from growing without bound
@@ -143,18 +152,39 @@ def _chance(seed: int, what: str, event: ScriptEvent) -> float:
 class FaultInjector:
     """Current fault settings and the state the stateful faults need."""
 
-    def __init__(self, settings: FaultSettings, *, seed: int, page_size: int) -> None:
+    def __init__(
+        self,
+        settings: FaultSettings,
+        *,
+        seed: int,
+        page_size: int,
+        force_unreplayable: bool = False,
+        visible_since: float = -math.inf,
+    ) -> None:
         self.seed = seed
         self.page_size = page_size
         self.log = FaultLog()
+        # Live mode: like the real service, an event is served once, whatever is PATCHed.
+        self._force_unreplayable = force_unreplayable
+        if force_unreplayable:
+            settings = settings.model_copy(update={"unreplayable": True})
         self._settings = settings
         self._errors = random.Random(f"{seed}:errors")
         self._shuffles = random.Random(f"{seed}:shuffle")
         self._limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
+        self.reset(visible_since)
+
+    def reset(self, visible_since: float = -math.inf) -> None:
+        """Forget every event served or pending (the world was replaced); keep settings and log.
+
+        Events that became visible late before ``visible_since`` are not served as late.
+        """
         self._served: set[tuple[int, int]] = set()  # events served in a 200 answer, ever
         self._pending_late: dict[tuple[int, int], tuple[ScriptEvent, Window]] = {}
         self._released_late: set[tuple[int, int]] = set()
         self._pending_duplicates: dict[tuple[int, int], tuple[ScriptEvent, Window]] = {}
+        self._pending_visible: dict[tuple[int, int], ScriptEvent] = {}
+        self._visible_scanned_to = visible_since  # late_visible asked up to here
         self._snapshots: OrderedDict[Window, Snapshot] = OrderedDict()
 
     # -- settings ---------------------------------------------------------------------------
@@ -166,6 +196,8 @@ class FaultInjector:
     def update(self, changes: Mapping[str, Any]) -> FaultSettings:
         """Apply a partial update (raises pydantic.ValidationError on bad values)."""
         merged = FaultSettings.model_validate({**self._settings.model_dump(), **changes})
+        if self._force_unreplayable:
+            merged = merged.model_copy(update={"unreplayable": True})
         if merged.rate_limit != self._settings.rate_limit:
             self._limiter = RateLimiter(merged.rate_limit) if merged.rate_limit else None
         self._settings = merged
@@ -196,7 +228,7 @@ class FaultInjector:
 
     # -- /events ----------------------------------------------------------------------------
 
-    def snapshot(self, world: World, window: Window, page: int, now: float) -> Snapshot:
+    def snapshot(self, world: WorldView, window: Window, page: int, now: float) -> Snapshot:
         """The snapshot a request pages through: a new one for page 0, else the window's last."""
         if page > 0:
             existing = self._snapshots.get(window)
@@ -210,8 +242,13 @@ class FaultInjector:
             self._snapshots.popitem(last=False)
         return snap
 
-    def _take_snapshot(self, world: World, window: Window, page: int, now: float) -> Snapshot:
+    def _take_snapshot(self, world: WorldView, window: Window, page: int, now: float) -> Snapshot:
         s = self._settings
+        if now > self._visible_scanned_to:
+            for event in world.late_visible(self._visible_scanned_to, now):
+                if event.key not in self._served:
+                    self._pending_visible[event.key] = event
+            self._visible_scanned_to = now
         asked_end = window.end_at if window.end_at is not None else now
         # The real service may serve everything up to the moment of the call.
         end = math.inf if s.ignore_end_at else asked_end
@@ -246,6 +283,9 @@ class FaultInjector:
         for event, where in self._pending_late.values():
             if event.event_at < window.start_at:
                 entries.append(Entry(event, "late", where))
+        for event in self._pending_visible.values():
+            if event.event_at < window.start_at:
+                entries.append(Entry(event, "late_visible"))
         for event, where in self._pending_duplicates.values():
             if where != window:
                 entries.append(Entry(event, "duplicate", where))
@@ -279,6 +319,7 @@ class FaultInjector:
             self._released_late.add(key)
         elif entry.injected == "duplicate":
             self._pending_duplicates.pop(key, None)
+        self._pending_visible.pop(key, None)  # served, in its window or after it
         if key not in self._served:
             self._served.add(key)
             rate = self._settings.duplicate_rate

@@ -8,7 +8,7 @@ pages and when its world began.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,7 +26,7 @@ class WorldSettings(BaseModel):
     messages_min: int = Field(2, ge=0, le=1_000)
     messages_max: int = Field(8, ge=0, le=1_000)
     message_gap_min_s: int = Field(
-        5, ge=1, description="seconds between two events of a conversation, at least 1"
+        5, ge=0, description="seconds between two events of a conversation (0: same second)"
     )
     message_gap_max_s: int = Field(60, ge=1, le=86_400)
     transfer_probability: float = Field(
@@ -42,6 +42,35 @@ class WorldSettings(BaseModel):
     )
     wrong_old_advisor_rate: float = Field(
         0.0, ge=0, le=1, description="share of TRANSFERs with a wrong old_advisor_id"
+    )
+    # Harsher quirks (see the contract): each draws from its own stream, so the world with them
+    # off is the world of the same seed before they existed.
+    repeat_text_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of MESSAGEs repeating an earlier text of their conversation (or a short"
+        " one like 'ok'), verbatim or with whitespace around it",
+    )
+    same_second_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of MESSAGEs and TRANSFERs dated the same second as the event before",
+    )
+    transfer_before_start_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of conversations whose TRANSFERs are replaced by one dated 1-60 s"
+        " before the START (it decides the agent)",
+    )
+    after_end_delay_s: int | None = Field(
+        None,
+        ge=0,
+        le=30 * 86_400,
+        description="when set, the after-END MESSAGE comes this many seconds (plus a gap) after"
+        " the END; None: one gap after it",
     )
 
     @model_validator(mode="after")
@@ -69,6 +98,14 @@ class FaultSettings(BaseModel):
     shuffle: bool = False
     ignore_end_at: bool = False
     unreplayable: bool = False
+    history_mode: Literal["full", "start_only"] = Field(
+        "full",
+        description="full: /conversations/{id} lists every event that happened; start_only: only"
+        " the START, like the real service",
+    )
+    next_page_url_override: str | None = Field(
+        None, description="replaces every non-null nextPageUrl (malformed-link tests)"
+    )
 
 
 class BigChatSettings(WorldSettings, FaultSettings):
@@ -80,6 +117,11 @@ class BigChatSettings(WorldSettings, FaultSettings):
     )
     epoch: float | None = Field(
         None, description="fixed Unix time the world began (overrides history), for restarts"
+    )
+    live: bool = Field(
+        False,
+        description="like the real service: each event served once by /events (unreplayable"
+        " forced on), meant for the real clock",
     )
 
     def world_settings(self) -> WorldSettings:

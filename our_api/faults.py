@@ -1,4 +1,5 @@
-"""Fault injection: errors, ambiguous writes (committed, then 500), latency and rate limiting.
+"""Fault injection: errors, ambiguous writes (committed, then 500), latency, rate limiting and
+late-landing writes (held, then applied whether or not the client is still there).
 
 Decisions are drawn from one ``random.Random`` seeded from the settings, so a test with a seed sees
 the same faults on every run. Every fault injected is logged, so a test can tell an injected failure
@@ -9,53 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import random
 import time
-from collections import Counter, deque
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from our_api.settings import FaultSettings
+from standin_kit.faults import Dice, FaultLog, Faults
 
-LOG_LIMIT = 10_000
-"""Most fault records kept (the counts keep growing): a long loaded run must not grow memory."""
-
-WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
-
-
-@dataclass(frozen=True)
-class FaultRecord:
-    """One injected fault. ``kind`` is ``error``, ``ambiguous``, ``latency`` or ``rate_limit``."""
-
-    kind: str
-    method: str
-    path: str
-    at: float
-
-
-class FaultLog:
-    """The faults injected so far: the last ``LOG_LIMIT`` records and a count per kind."""
-
-    def __init__(self) -> None:
-        self._records: deque[FaultRecord] = deque(maxlen=LOG_LIMIT)
-        self.counts: Counter[str] = Counter()
-
-    def add(self, kind: str, method: str, path: str) -> None:
-        self._records.append(FaultRecord(kind, method, path, time.time()))
-        self.counts[kind] += 1
-
-    def __iter__(self) -> Iterator[FaultRecord]:
-        return iter(list(self._records))
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def of_kind(self, kind: str) -> list[FaultRecord]:
-        return [record for record in self._records if record.kind == kind]
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"counts": dict(self.counts), "faults": [asdict(r) for r in self._records]}
+LATE_LANDING_METHODS = frozenset({"POST", "PATCH"})
 
 
 class TokenBucket:
@@ -82,7 +42,8 @@ class FaultInjector:
     """Decides, request by request, which fault (if any) to inject, and logs it."""
 
     def __init__(self, settings: FaultSettings, seed: int | None, log: FaultLog) -> None:
-        self._rng = random.Random(seed)
+        self._dice = Dice(seed)
+        self._faults = Faults(self._dice, log, asyncio.sleep)
         self.log = log
         self.settings = settings
         self._bucket: TokenBucket | None = None
@@ -106,28 +67,21 @@ class FaultInjector:
 
     def error(self, method: str, path: str) -> bool:
         """Whether to answer this request 500 before doing anything."""
-        if self._draw(self.settings.error_rate):
-            self.log.add("error", method, path)
-            return True
-        return False
+        return self._faults.error(self.settings, method, path)
 
     async def delay(self, method: str, path: str) -> None:
         """Add the configured latency (a sleep: other requests go on meanwhile)."""
-        if self.settings.latency_ms > 0:
-            self.log.add("latency", method, path)
-            await asyncio.sleep(self.settings.latency_ms / 1000)
+        await self._faults.delay(self.settings, method, path)
 
-    def ambiguous(self, method: str, path: str) -> bool:
-        """Whether to answer this successful, committed write 500 anyway."""
-        if method in WRITE_METHODS and self._draw(self.settings.ambiguous_rate):
-            self.log.add("ambiguous", method, path)
-            return True
-        return False
+    def ambiguous(self, method: str, path: str, status: int) -> bool:
+        """Whether to answer this write, committed if ``status`` is a 2xx, 500 anyway."""
+        return self._faults.ambiguous(self.settings, method, path, status)
 
-    def _draw(self, rate: float) -> bool:
-        # Rates of 0 and 1 draw nothing, so switching one fault on does not shift another's draws.
-        if rate <= 0.0:
-            return False
-        if rate >= 1.0:
-            return True
-        return self._rng.random() < rate
+    def late_landing(self, method: str, path: str) -> float | None:
+        """Seconds to hold this write before applying it, or None to apply it at once."""
+        s = self.settings
+        if method not in LATE_LANDING_METHODS or s.late_landing_rate <= 0.0:
+            return None
+        if s.late_landing_paths is not None and s.late_landing_paths not in path:
+            return None
+        return s.late_landing_s if self._dice.draw(s.late_landing_rate) else None

@@ -2,6 +2,8 @@
 
 Order (outermost first): stats, then faults, then errors. Stats see the final status, faults
 included; faults wrap the handler so an ambiguous write is decided after the write committed.
+A late-landing write is held, then handed to the rest of the chain in a task of its own
+(``late.py``), so that it lands even if its client left and its handler was cancelled.
 ``/_standin/`` requests are neither counted nor faulted: they are the test harness's back door.
 """
 
@@ -13,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from our_api.errors import StoreError, json_detail, plain_500
-from our_api.keys import INJECTOR, STATS
+from our_api.keys import INJECTOR, LATE, STATS
 from our_api.routes import Invalid
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,13 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
     if faults.error(method, path):
         return plain_500()
     await faults.delay(method, path)
-    response = await handler(request)
+    hold_s = faults.late_landing(method, path)
+    if hold_s is None:
+        response = await handler(request)
+    else:
+        response = await request.app[LATE].hold_then_apply(request, handler, hold_s)
     # Only a write that succeeded was committed; answering it 500 is the ambiguous failure.
-    if 200 <= response.status < 300 and faults.ambiguous(method, path):
+    if faults.ambiguous(method, path, response.status):
         return plain_500()
     return response
 

@@ -6,8 +6,6 @@ handlers validate. The page is self-contained HTML: no CDN, nothing fetched.
 
 from __future__ import annotations
 
-import html
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from our_api.models import Agent, AgentCreate, Chat, ChatCreate, ChatUpdate, Message, MessageCreate
+from standin_kit import docs
 
 if TYPE_CHECKING:
     from pydantic.json_schema import JsonSchemaMode
@@ -239,51 +238,10 @@ def build_document() -> dict[str, Any]:
 
 
 def render_docs(document: dict[str, Any]) -> str:
-    """A plain, self-contained HTML page listing every operation of ``document``."""
-    rows: list[str] = []
-    for path, methods in document["paths"].items():
-        for method, operation in methods.items():
-            answers = "<br>".join(
-                f"<b>{html.escape(status)}</b> {html.escape(answer['description'])}"
-                for status, answer in operation["responses"].items()
-            )
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-            body_name = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
-            rows.append(
-                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(operation['summary'])}</td><td>{html.escape(body_name)}</td>"
-                f"<td>{answers}</td></tr>"
-            )
-    schemas = json.dumps(document["components"]["schemas"], indent=2)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>OurAPI</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}</style></head><body>"
-        f"<h1>{html.escape(document['info']['title'])}</h1>"
-        f"<p>{html.escape(document['info']['description'])}</p>"
-        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"
-        "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th><th>answers</th></tr>"
-        + "".join(rows)
-        + f"</table><h2>Schemas</h2><pre>{html.escape(schemas)}</pre></body></html>"
-    )
+    """The ``/docs`` page of ``document``."""
+    return docs.render_docs(document, "OurAPI", body_column=True)
 
 
 def add_routes(app: web.Application) -> None:
     """Serve the document and the page, built on first request (keeps start-up fast)."""
-    built: dict[str, bytes] = {}
-
-    def content(kind: str) -> bytes:
-        if not built:
-            document = build_document()
-            built["json"] = json.dumps(document).encode()
-            built["html"] = render_docs(document).encode()
-        return built[kind]
-
-    async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=content("json"), content_type="application/json")
-
-    async def docs(request: web.Request) -> web.Response:
-        return web.Response(body=content("html"), content_type="text/html", charset="utf-8")
-
-    app.router.add_get("/openapi.json", openapi_json, allow_head=False)
-    app.router.add_get("/docs", docs, allow_head=False)
+    docs.add_docs_routes(app, build_document, render_docs)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from standin_kit.faults import FaultRates
 
 
-class FaultSettings(BaseModel):
-    """The fault knobs that can be changed while the server runs (``PATCH /_standin/faults``)."""
+class FaultSettings(FaultRates):
+    """The fault knobs that can be changed while the server runs (``PATCH /_standin/faults``):
+    the common three, then OurAPI's own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of requests answered 500")
-    ambiguous_rate: float = Field(
-        0.0, ge=0.0, le=1.0, description="share of successful writes answered 500 after commit"
-    )
-    latency_ms: float = Field(0.0, ge=0.0, le=60_000.0, description="delay added to each request")
     rate_limit: float | None = Field(
         None, gt=0.0, description="requests per second beyond which the answer is 429"
+    )
+    # Late-landing writes: a deployment that applies a write long after the client gave up on
+    # it. The write is held, then applied whether or not the client is still there.
+    late_landing_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of POST/PATCH writes held, then applied late"
+    )
+    late_landing_s: float = Field(
+        1.0, ge=0.0, le=3_600.0, description="how long a late-landing write is held"
+    )
+    late_landing_paths: str | None = Field(
+        None, description='only writes whose path contains this (e.g. "/messages") land late'
     )
 
 

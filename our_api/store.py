@@ -41,6 +41,7 @@ from our_api.errors import (
     UnknownAgent,
 )
 from our_api.models import Agent, AgentCreate, Chat, ChatCreate, ChatUpdate, Message, MessageCreate
+from standin_kit.sqlite import open_db
 
 log = logging.getLogger(__name__)
 
@@ -150,24 +151,14 @@ class SqliteStore:
     @contextlib.asynccontextmanager
     async def open(cls, path: str) -> Any:
         """Open (creating if needed) the database, start the writer; on exit drain and close."""
-        # isolation_level=None: the writer issues BEGIN/COMMIT itself, one pair per batch.
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            if path != ":memory:":
-                await db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives the process dying; only an OS crash can
-            # lose the last ones. One fsync per checkpoint rather than per commit.
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await db.executescript(SCHEMA)
+        # The writer issues BEGIN/COMMIT itself, one pair per batch.
+        async with open_db(path, SCHEMA, foreign_keys=True) as db:
             store = cls(db)
             store._writer = asyncio.create_task(store._run_writer(), name="our_api-writer")
             try:
                 yield store
             finally:
                 await store._stop_writer()
-        finally:
-            await db.close()
 
     async def _stop_writer(self) -> None:
         # The sentinel goes behind every operation already queued, so they are all answered.

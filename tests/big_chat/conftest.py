@@ -12,11 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from big_chat.app import FAULT_LOG, STATS, WORLD, create_app
+from big_chat.app import FAULT_LOG, STATS, WORLD, PageHook, create_app
 from big_chat.faults import FaultLog
 from big_chat.models import Event, EventsPage
 from big_chat.settings import BigChatSettings
 from big_chat.stats import RequestStats
+from big_chat.view import WorldView
 from big_chat.world import World
 from integration.core.serving import serve_app
 
@@ -97,15 +98,28 @@ async def start_big_chat() -> AsyncIterator[Start]:
     """Factory: ``await start_big_chat(now=..., **settings)`` serves a stand-in until teardown.
 
     The world begins at ``EPOCH`` unless ``epoch`` is given; the clock starts at ``now``
-    (default: one hour into the world).
+    (default: one hour into the world). ``world`` (a ``ScriptedWorld``) and the page hooks go
+    to ``create_app``.
     """
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(aiohttp.ClientSession())
 
-        async def start(now: float = EPOCH + HOUR, **settings: Any) -> Running:
+        async def start(
+            now: float = EPOCH + HOUR,
+            world: WorldView | None = None,
+            on_page_served: PageHook | None = None,
+            before_page_sent: PageHook | None = None,
+            **settings: Any,
+        ) -> Running:
             settings.setdefault("epoch", EPOCH)
             clock = FakeClock(now)
-            app = create_app(BigChatSettings(**settings), clock=clock)
+            app = create_app(
+                BigChatSettings(**settings),
+                clock=clock,
+                world=world,
+                on_page_served=on_page_served,
+                before_page_sent=before_page_sent,
+            )
             served = await stack.enter_async_context(serve_app(app))
             return Running(app, served.url, session, clock)
 

@@ -108,7 +108,7 @@ async def test_latency_delays_answers_without_blocking_the_server(start_big_chat
     results = await asyncio.gather(*(bc.get_json(f"/advisors/{i}") for i in range(1, 9)))
     elapsed = time.perf_counter() - began
     assert all(status == 200 for status, _ in results)
-    assert 0.3 <= elapsed < 1.2  # eight concurrent calls, not eight in a row
+    assert 0.3 <= elapsed < 2.0  # eight concurrent calls, not eight in a row (2.4 s)
 
 
 async def test_patch_faults_changes_them_at_run_time(start_big_chat: Start) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from hypothesis import given, settings
@@ -162,9 +161,8 @@ def test_quirks_leave_the_rest_of_the_script_unchanged() -> None:
 
 def test_a_window_generates_only_the_conversations_that_can_reach_it() -> None:
     world = World(BigChatSettings(conversation_rate=5).world_settings(), EPOCH)
-    began = time.perf_counter()
     world.events_between(NOW - 60, NOW, NOW)
-    assert time.perf_counter() - began < 1.0
+    # Judged by the work done (scripts generated), not by the clock: the machine may be busy.
     generated = len(world._scripts)
     started = len(world.conversation_ids(NOW))
     assert started > 15_000

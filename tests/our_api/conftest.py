@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from integration.core.serving import serve_app
 from our_api import OurApiSettings, create_app
+from tests.helpers.serving import serve_with_session
 
 
 @dataclass
@@ -57,9 +57,8 @@ async def start_api(tmp_path: Path) -> AsyncIterator[StartApi]:
         async def start(**settings: Any) -> Api:
             settings.setdefault("db", str(tmp_path / "our_api.db"))
             app = create_app(OurApiSettings(**settings))
-            served = await stack.enter_async_context(serve_app(app))
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            return Api(app, served.url, session)
+            url, session = await serve_with_session(stack, app)
+            return Api(app, url, session)
 
         yield start
 

@@ -63,6 +63,9 @@ async def test_patch_faults_keeps_the_fields_left_out(start_api: StartApi) -> No
         "ambiguous_rate": 0.0,
         "latency_ms": 5.0,
         "rate_limit": 100.0,
+        "late_landing_rate": 0.0,
+        "late_landing_s": 1.0,
+        "late_landing_paths": None,
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class RequestStats:
-    """Counts answered requests. Routes are templates (``/chats/{chat_id}``), not raw paths, so
+    """Counts answered requests. Routes are templates (``/cases/{case_id}``), not raw paths, so
     the counts stay few and comparable across runs."""
 
     def __init__(self) -> None:

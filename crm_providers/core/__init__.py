@@ -1,0 +1,1 @@
+"""What the three provider stand-ins share: store, budgets, webhooks, faults, stats, /_standin/."""
