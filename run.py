@@ -1,4 +1,7 @@
-"""Entry point: ``python run.py [run|demo|status|dead-letters|verify] [--help]``."""
+"""Entry point: python run.py [run|demo|status|dead-letters|verify|tracos|bench] [--help].
+
+Without a command it runs the worker (run); python run.py COMMAND --help says more.
+"""
 
 import signal
 import sys

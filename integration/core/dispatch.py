@@ -31,6 +31,7 @@ class KeyedDispatcher(Generic[K, T]):
         max_queued: int = 10_000,
         batch_per_turn: int = 16,
         on_dropped: Callable[[list[T]], None] | None = None,
+        on_crash: Callable[[BaseException], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -42,7 +43,9 @@ class KeyedDispatcher(Generic[K, T]):
         self._max_queued = max_queued
         self._batch_per_turn = batch_per_turn
         self._on_dropped = on_dropped
+        self._on_crash = on_crash
         self._room = asyncio.Condition()
+        self._waiting_for_room = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._running: set[K] = set()
@@ -57,11 +60,27 @@ class KeyedDispatcher(Generic[K, T]):
         self._tasks = [
             asyncio.create_task(self._run(), name=f"dispatch-{n}") for n in range(self._concurrency)
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A runner only ends when cancelled; one that ends otherwise is reported, never lost."""
+        if task.cancelled():
+            return
+        exc = task.exception() or RuntimeError(f"{task.get_name()} ended on its own")
+        log.error("dispatcher runner failed: %s: %s", exc.__class__.__name__, exc)
+        if self._on_crash is not None:
+            self._on_crash(exc)
 
     async def submit(self, key: K, item: T) -> None:
         """Queue ``item`` behind the key's earlier items; waits while the dispatcher is full."""
-        async with self._room:
-            await self._room.wait_for(lambda: self._queued < self._max_queued)
+        if self._queued >= self._max_queued:
+            self._waiting_for_room += 1
+            try:
+                async with self._room:
+                    await self._room.wait_for(lambda: self._queued < self._max_queued)
+            finally:
+                self._waiting_for_room -= 1
         self._queued += 1
         self._idle.clear()
         queue = self._queues.get(key)
@@ -141,5 +160,8 @@ class KeyedDispatcher(Generic[K, T]):
         self._queued -= count
         if self._queued == 0:
             self._idle.set()
-        async with self._room:
-            self._room.notify_all()
+        # Only a submitter waiting for room needs waking: taking the condition's lock for every
+        # item finished cost more than the rest of the dispatcher's own work per item.
+        if self._waiting_for_room:
+            async with self._room:
+                self._room.notify_all()

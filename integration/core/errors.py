@@ -22,11 +22,19 @@ class TransientError(IntegrationError):
     """
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, maybe_applied: bool = True
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        maybe_applied: bool = True,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied
+        self.status = status
+        """The peer's HTTP status when it answered (5xx, 429); None when no answer came back
+        (a timeout, a dropped connection), so a read it served may never have reached us."""
 
 
 class PermanentError(IntegrationError):

@@ -133,7 +133,7 @@ def engine_app(engine: Engine, *, write_timeout: float = 5.0) -> web.Application
         started_at=engine.clock.now(),
         write_timeout=write_timeout,
     )
-    engine_metrics = EngineMetrics(engine.stats, engine.store, engine.clock, engine.pipeline.name)
+    engine_metrics = EngineMetrics(engine.stats, engine.store, engine.clock, engine.sources)
     return create_app(probe, engine_metrics)
 
 

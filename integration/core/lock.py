@@ -1,12 +1,19 @@
 """One worker per state file: an exclusive lock beside it, so two copies never apply the same
-events. The OS drops the lock when the process dies, however it dies."""
+events. The OS drops the lock when the process dies, however it dies.
+
+The lock file is owner-only (0600) like the state file beside it."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import IO
+
+from .private import PRIVATE, describe, tighten
+
+log = logging.getLogger(__name__)
 
 
 class AlreadyRunning(Exception):
@@ -20,7 +27,13 @@ class StateLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE)
+        if (mode := tighten(self.path)) is not None:
+            log.warning(
+                "lock file was readable by others; now owner-only (0600): %s",
+                describe([(self.path, mode)]),
+            )
+        handle = os.fdopen(fd, "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

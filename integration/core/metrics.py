@@ -6,15 +6,18 @@ library and cannot drift from what ``status`` and the demo's progress line show.
 sits in a registry of its own (never the process-global one), so two engines in one process, or
 two tests, never share or clash over a metric.
 
-The store's figures (backlog, lag, dead letters) need an async query, and a collector's
-``collect`` is synchronous: ``render`` refreshes them first, and the collector reports the last
-status it was given.
+The store's figures (backlog, lag, dead letters, entries kept) need an async query, and a
+collector's ``collect`` is synchronous: ``render`` refreshes them first, and the collector reports
+the last status it was given. That query reads counters and one index entry
+(``SQLiteStore.status``), so a scrape costs the same at a million stored events as at ten, and
+never holds up the worker's reads.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -142,6 +145,45 @@ class EngineCollector:
             "Conversations whose later events wait behind a dead letter.",
             value=status.blocked_keys,
         )
+        # What the state file holds: with pruning working, "done" levels off at about
+        # RETENTION's worth of events instead of growing for ever.
+        entries = GaugeMetricFamily(
+            "integration_inbox_entries",
+            "Inbox entries kept in the state file, by state: pending (not yet applied), done "
+            "(applied; pruned once older than RETENTION), dead (dead-lettered).",
+            labels=["state"],
+        )
+        for state, count in sorted(status.inbox.items()):
+            entries.add_metric([state], count)
+        yield entries
+        maps = GaugeMetricFamily(
+            "integration_map_entries",
+            "Entries of the state file's maps (ids and per-conversation states), by map.",
+            labels=["map"],
+        )
+        for name, count in sorted(status.maps.items()):
+            maps.add_metric([name], count)
+        yield maps
+
+
+def combined(statuses: Sequence[Status]) -> Status:
+    """One sync's sources as one: counts added, the oldest pending of all."""
+    first, *rest = statuses
+    if not rest:
+        return first
+    inbox: Counter[str] = Counter()
+    for status in statuses:
+        inbox.update(status.inbox)
+    oldest = [s.oldest_pending_at for s in statuses if s.oldest_pending_at is not None]
+    return Status(
+        cursors={name: at for s in statuses for name, at in s.cursors.items()},
+        inbox=dict(inbox),
+        dead_letters=sum(s.dead_letters for s in statuses),
+        blocked_keys=sum(s.blocked_keys for s in statuses),
+        # Maps are the state file's, not a source's: every status lists them all.
+        maps=dict(first.maps),
+        oldest_pending_at=min(oldest) if oldest else None,
+    )
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
@@ -152,9 +194,11 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 class EngineMetrics:
     """One engine's registry and collector, and the refresh that precedes each scrape."""
 
-    def __init__(self, stats: Stats, store: StateStore, clock: Clock, source: str) -> None:
+    def __init__(
+        self, stats: Stats, store: StateStore, clock: Clock, sources: str | Sequence[str]
+    ) -> None:
         self.store = store
-        self.source = source
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
         self.collector = EngineCollector(stats, clock)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
@@ -163,7 +207,8 @@ class EngineMetrics:
         """Read the store's status for the collector; on failure keep the last one (the health
         check reports a broken store, the metrics should still show the counters)."""
         try:
-            self.collector.status = await self.store.status(self.source)
+            statuses = [await self.store.status(source) for source in self.sources]
+            self.collector.status = combined(statuses)
         except Exception as exc:
             log.warning("metrics: cannot read the state store's status: %s", exc)
 

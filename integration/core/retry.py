@@ -8,6 +8,7 @@ full jitter would shorten a wait below the peer's ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -55,15 +56,37 @@ def retrying(
     """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        wrapped: Callable[..., Any] = backoff.on_exception(
-            policy.delays,
-            TransientError,
-            max_tries=policy.max_tries,
-            jitter=None,
-            on_backoff=[on_retry] if on_retry else [],
-            raise_on_giveup=True,
-            logger=None,  # the engine logs retries itself, in one line
-        )(function)
-        return wrapped
+        def with_backoff(target: Callable[..., Any]) -> Callable[..., Any]:
+            wrapped: Callable[..., Any] = backoff.on_exception(
+                policy.delays,
+                TransientError,
+                max_tries=policy.max_tries,
+                jitter=None,
+                on_backoff=[on_retry] if on_retry else [],
+                raise_on_giveup=True,
+                logger=None,  # the engine logs retries itself, in one line
+            )(target)
+            return wrapped
+
+        @functools.wraps(function)
+        async def first_try(*args: Any, **kwargs: Any) -> Any:
+            # The first try is a plain call: backoff's bookkeeping (a wait generator, a details
+            # dict, timestamps) costs more than a whole event's own work in the engine, and most
+            # calls succeed at once. Only a failure enters backoff, which sees that failure as
+            # its own first try: the same tries, waits and handler calls as before.
+            try:
+                return await function(*args, **kwargs)
+            except TransientError as exc:
+                failed: list[TransientError] = [exc]
+
+            @functools.wraps(function)
+            async def again(*args: Any, **kwargs: Any) -> Any:
+                if failed:
+                    raise failed.pop()
+                return await function(*args, **kwargs)
+
+            return await with_backoff(again)(*args, **kwargs)
+
+        return first_try
 
     return decorate
