@@ -112,6 +112,16 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(parts) or "invalid work order"
 
 
+def parse_order(data: bytes) -> ErpWorkOrder:
+    """A file's content as a work order, or ``FileRejected`` saying why it is not one."""
+    if not data.strip():
+        raise FileRejected("empty file")
+    try:
+        return ErpWorkOrder.model_validate_json(data)
+    except ValidationError as exc:
+        raise FileRejected(explain(exc)) from None
+
+
 class Inbox:
     """The inbound folder and its ``processed/`` and ``rejected/`` subfolders."""
 
@@ -149,18 +159,12 @@ class Inbox:
             return "file name not accepted (letters, digits, '.', '_' and '-' only)"
         return None
 
-    def read(self, name: str) -> ErpWorkOrder:
-        """The work order in ``name``, or ``FileRejected`` saying why it cannot be one
-        (``FileNotFoundError`` when it vanished since the scan: nothing to set aside)."""
+    def read_bytes(self, name: str) -> bytes:
+        """The content of ``name``, bounded, or ``FileRejected`` saying why it cannot be read
+        (``FileNotFoundError`` when it vanished since the scan)."""
         if not SAFE_NAME.fullmatch(name):
             raise FileRejected("file name not accepted")
-        data = self._read_bounded(self.folder / name)
-        if not data.strip():
-            raise FileRejected("empty file")
-        try:
-            return ErpWorkOrder.model_validate_json(data)
-        except ValidationError as exc:
-            raise FileRejected(explain(exc)) from None
+        return self._read_bounded(self.folder / name)
 
     def _read_bounded(self, path: Path) -> bytes:
         # O_NOFOLLOW: a symlink swapped in after the scan is refused, not followed out of the

@@ -1,8 +1,10 @@
 """TracOS's work orders in MongoDB, through the driver's asyncio API.
 
 Every call is retried under a ``RetryPolicy`` when MongoDB is unreachable or drops the
-connection: the driver reconnects by itself once the server answers again; this module says so
-in one log line per attempt and never lets a driver traceback reach the log. Writes are
+connection: the driver reconnects by itself once the server answers again. MongoDB going away
+and coming back is logged once each (``Availability``); each retry is one DEBUG line saying how
+long the failed attempt took and how long the wait before the next is, and no driver traceback
+ever reaches the log. Writes are
 compare-and-set against the document as it was read, so a retried or concurrent write never
 overwrites a change it did not see.
 """
@@ -10,6 +12,8 @@ overwrites a change it did not see.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar, cast
@@ -28,6 +32,7 @@ from pymongo.errors import (
 
 from ...core.errors import IntegrationError, PermanentError, TransientError
 from ...core.retry import RetryPolicy, retrying
+from .availability import Availability
 from .models import TracosChanges
 
 log = logging.getLogger("integration.tracos")
@@ -42,6 +47,17 @@ TRANSIENT_CODES: Final = frozenset(
 primary, time limit): worth another try once the server has settled."""
 
 SYNC_FIELDS: Final = ("isSynced", "syncedAt")
+
+
+def redact(uri: str) -> str:
+    """``uri`` fit for a log or a terminal: a password becomes ``***``
+    (``mongodb://ops:***@host``)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):[^@/]*@", r"\1:***@", uri)
+
+
+def target(uri: str) -> str:
+    """Where MongoDB is looked for, and the setting that says so, for a message."""
+    return f"MongoDB at {redact(uri)} (MONGO_URI)"
 
 
 def connect(uri: str, *, timeout: float) -> AsyncMongoClient[Doc]:
@@ -68,15 +84,55 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def classify(exc: PyMongoError, what: str) -> IntegrationError:
-    message = f"MongoDB {what}: {describe(exc)}"
+PLAIN_REASONS: Final = (
+    (re.compile(r"Errno 111\b|Connection refused|Connect call failed", re.I), "connection refused"),
+    (
+        re.compile(
+            r"Errno -[235]\b|Name or service not known|nodename nor servname|"
+            r"name resolution|getaddrinfo failed|No address associated",
+            re.I,
+        ),
+        "host name not found",
+    ),
+    (re.compile(r"timed out", re.I), "no answer in time"),
+)
+HOST_PREFIX: Final = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[\w.-]+):\d+: ")
+
+
+def reason(exc: PyMongoError) -> str:
+    """Why MongoDB did not answer, in plain words where the cause is a common one (``connection
+    refused``, ``host name not found``), else the driver's own first clause; without the
+    ``host:port:`` the driver puts first (the message names the URI already)."""
+    text = HOST_PREFIX.sub("", describe(exc))
+    for pattern, plain in PLAIN_REASONS:
+        if pattern.search(text):
+            return plain
+    return text
+
+
+class Unanswered(TransientError):
+    """MongoDB did not answer (unreachable, timed out, shutting down...): worth another try.
+    ``reason`` is the cause alone; ``took`` how long the attempt waited before giving up."""
+
+    def __init__(self, message: str, *, reason: str, took: float) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.took = took
+
+
+def is_transient(exc: PyMongoError) -> bool:
     if isinstance(exc, ConnectionFailure | WaitQueueTimeoutError | ExecutionTimeout):
-        return TransientError(message)
-    if isinstance(exc, OperationFailure) and (
+        return True
+    return isinstance(exc, OperationFailure) and (
         exc.code in TRANSIENT_CODES or exc.has_error_label("RetryableWriteError")
-    ):
-        return TransientError(message)
-    return PermanentError(message)
+    )
+
+
+def classify(exc: PyMongoError, what: str, *, took: float = 0.0) -> IntegrationError:
+    if is_transient(exc):
+        why = reason(exc)
+        return Unanswered(f"MongoDB {what}: {why}", reason=why, took=took)
+    return PermanentError(f"MongoDB {what}: {describe(exc)}")
 
 
 def as_read(doc: Mapping[str, Any], *, skip: tuple[str, ...] = ()) -> Doc:
@@ -117,34 +173,55 @@ def update_spec(changes: TracosChanges) -> Doc:
 
 
 class WorkOrderStore:
-    def __init__(self, collection: AsyncCollection[Doc], *, retry: RetryPolicy) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Doc],
+        *,
+        retry: RetryPolicy,
+        availability: Availability | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.collection = collection
+        self.availability = availability or Availability(monotonic=monotonic)
+        self._max_tries = retry.max_tries
+        self._monotonic = monotonic
         self._call = retrying(retry, on_retry=self._on_retry)(self._once)
-        self._failing = False
 
     async def _once(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        started = self._monotonic()
         try:
             result = await op()
         except DuplicateKeyError:
             raise  # an answer, not a failure: the caller decides
         except PyMongoError as exc:
-            raise classify(exc, what) from None
-        if self._failing:
-            self._failing = False
-            log.info("MongoDB reachable again")
+            raise classify(exc, what, took=self._monotonic() - started) from None
+        self.availability.answering()
         return result
 
     def _on_retry(self, details: Mapping[str, Any]) -> None:
-        self._failing = True
-        log.warning(
-            "%s; retrying in %.2f s (attempt %d)",
-            details.get("exception"),
-            details.get("wait", 0.0),
+        exc = details.get("exception")
+        if isinstance(exc, Unanswered):
+            self.availability.failing(exc.reason, waited=exc.took)
+        took = exc.took if isinstance(exc, Unanswered) else 0.0
+        of = f" of {self._max_tries}" if self._max_tries is not None else ""
+        # The attempt's own wait (a server selection timeout, say) is part of the gap between
+        # attempts: both are said, so the log never claims a shorter pause than the real one.
+        log.debug(
+            "%s; attempt %d%s failed after %.2f s; next attempt in %.2f s",
+            exc,
             details.get("tries", 0),
+            of,
+            took,
+            details.get("wait", 0.0),
         )
 
     async def _run(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         return cast(T, await self._call(what, op))
+
+    async def ping(self) -> None:
+        """One attempt, no retries: whether MongoDB answers at all, within the client's
+        timeout. Raises ``Unanswered`` or ``PermanentError`` (credentials refused, say)."""
+        await self._once("ping", lambda: self.collection.database.command("ping"))
 
     async def ensure_indexes(self) -> None:
         """A unique index on ``number``, so two writers can never both insert one order.

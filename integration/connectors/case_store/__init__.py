@@ -1,0 +1,1 @@
+"""The local case store: its client and boundary models."""

@@ -1,0 +1,1 @@
+"""Intempus web/v1 cases: the client, its rate budget and its boundary models."""
