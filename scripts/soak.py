@@ -28,8 +28,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from integration.cli import verify_services  # noqa: E402
-from integration.config import Settings  # noqa: E402
+from integration.pipelines.bigchat_ourapi.commands import verify_services  # noqa: E402
+from integration.pipelines.bigchat_ourapi.settings import BigChatOurApiSettings as Settings  # noqa: E402
 
 FAULTS = [
     "--error-rate", "0.05", "--duplicate-rate", "0.02", "--late-rate", "0.02",

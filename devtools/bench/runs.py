@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import Settings
+from integration.pipelines.bigchat_ourapi.settings import BigChatOurApiSettings as Settings
+
 from . import limit, verification
 from .measure import (
     CHATS,
@@ -33,8 +34,7 @@ from .models import (
 from .processes import REPO, Child, StandIn, rss_mb
 
 POLL_EVERY = 0.1
-SETTLE = 0.2
-"""A drained reading is confirmed this much later, so an entry between two states is not missed."""
+"""Seconds between two looks at a running child (its exit, its memory)."""
 
 WORKER_SETTINGS = frozenset(name.upper() for name in Settings.model_fields)
 """Left out of the environment the worker inherits: it runs on its defaults plus the run's own."""
@@ -107,7 +107,7 @@ class Bench:
             spec.name,
             [
                 "-m",
-                "integration.bench.limit",
+                "devtools.bench.limit",
                 "--ourapi-url",
                 ourapi.url,
                 "--out",
@@ -245,7 +245,7 @@ class _Run:
             self.spec.name,
             [
                 "-m",
-                "integration.bench.naive",
+                "devtools.bench.naive",
                 "--bigchat-url",
                 self.bench.bigchat.url,
                 "--ourapi-url",
@@ -288,31 +288,35 @@ class _Run:
         }
         # The worker's own defaults, not whatever the shell that runs the bench has set.
         env = {k: v for k, v in os.environ.items() if k.upper() not in WORKER_SETTINGS}
+        # Drain mode: the worker reads the whole backlog, applies it, and exits by itself; its
+        # exit is the end of the run (no reading of its state file while it works).
         child = Child(
             self.spec.name,
-            [str(REPO / "run.py")],
+            [str(REPO / "run.py"), "--once"],
             log_path=self.where / "worker.log",
             env={**env, **settings},
             cwd=self.where,  # no .env from the repository: the settings are all given here
         )
         self.state_db = state_db
-        drained = False
         try:
             deadline = time.monotonic() + self.bench.timeout
             while time.monotonic() < deadline and child.poll() is None:
+                # Read only for the memory curve (RSS against events applied so far).
                 now = progress(state_db)
                 self._sample(child, now.done if now else None)
-                if now is not None and now.drained(self.workload):
-                    time.sleep(SETTLE)
-                    again = progress(state_db)
-                    if again is not None and again.drained(self.workload):
-                        drained = True
-                        break
                 time.sleep(POLL_EVERY)
-            self.timed_out = not drained and child.poll() is None
+            self.timed_out = child.poll() is None
         finally:
-            child.stop()  # SIGTERM: the worker's clean stop
-        errors = [] if drained or self.timed_out else ["the worker exited before it drained"]
+            child.stop()  # SIGTERM: the worker's clean stop, if it had not finished
+        errors = []
+        usage = child.poll()
+        if not self.timed_out:
+            after = progress(state_db)
+            if usage is None or usage.exit_code != 0:
+                status = usage.exit_code if usage else "unknown"
+                errors.append(f"the worker's drain exited with status {status}")
+            elif after is None or not after.drained(self.workload):
+                errors.append("the worker said it drained, but its state has work left")
         return child, applied_events(state_db) if state_db.exists() else [], errors
 
     # -- checks and samples ----------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from integration.bench.measure import null_sink_findings, percentile, throughput
-from integration.bench.models import Applied, OurApiStats, RequestCount, RunResult, Workload
-from integration.bench.report import plot
+from devtools.bench.measure import null_sink_findings, percentile, throughput
+from devtools.bench.models import Applied, OurApiStats, RequestCount, RunResult, Workload
+from devtools.bench.report import plot
 
 WORKLOAD = Workload(
     seed=1, epoch=0.0, frozen_at=3600.0, conversation_rate=0.01, page_size=50, events=30,

@@ -5,7 +5,7 @@ One event at a time, in feed order, nothing cached: before each write it looks u
 after asking BigChat who the advisor is). It is correct on the stand-ins without faults, which is
 all it is asked to be: the yardstick the worker is measured against.
 
-    python -m integration.bench.naive --bigchat-url URL --ourapi-url URL \
+    python -m devtools.bench.naive --bigchat-url URL --ourapi-url URL \
         --start-at UNIX --end-at UNIX --out PATH
 """
 
@@ -164,7 +164,7 @@ async def main_async(args: argparse.Namespace) -> NaiveOutput:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m integration.bench.naive", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench.naive", description=__doc__)
     parser.add_argument("--bigchat-url", required=True)
     parser.add_argument("--ourapi-url", required=True)
     parser.add_argument("--start-at", type=float, required=True)

@@ -1,4 +1,4 @@
-"""``python -m integration.bench.bigchat_frozen --frozen-at UNIX [big_chat's flags]``: the BigChat
+"""``python -m devtools.bench.bigchat_frozen --frozen-at UNIX [big_chat's flags]``: the BigChat
 stand-in, unchanged, with its clock stopped.
 
 With a running clock the world keeps growing while the bench runs, so each run would see a
@@ -21,7 +21,7 @@ from big_chat.app import create_app
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.prog = "python -m integration.bench.bigchat_frozen"
+    parser.prog = "python -m devtools.bench.bigchat_frozen"
     parser.add_argument("--frozen-at", type=float, required=True, help="BigChat's now, fixed")
     args = parser.parse_args(argv)
     frozen_at: float = args.frozen_at

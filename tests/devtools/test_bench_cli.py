@@ -13,6 +13,8 @@ import pytest
 
 from integration.cli import main
 
+pytestmark = pytest.mark.slow  # whole benchmark runs
+
 RUN_FIELDS = {
     "name": str,
     "events": int,

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
+
 from .models import BenchReport, RunResult
 from .processes import StandIn
 from .report import (
@@ -29,7 +31,12 @@ from .report import (
     to_json,
 )
 from .runs import Bench, plan
-from .workload import build
+
+DESCRIPTION = "The worker against a naive integration, measured in one run.\n\n" + (
+    __doc__.split("\n", 1)[1].lstrip() if __doc__ else ""
+)
+"""The help's description: the module docstring, its first line (which names the command in
+docstring markup) said plainly."""
 
 DEFAULT_EVENTS = 10_000
 QUICK_EVENTS = 400
@@ -39,44 +46,53 @@ SEED = 1
 HISTORY = 3600.0
 
 
-def register(commands: Any) -> None:
-    parser = commands.add_parser(
-        "bench",
-        help="benchmark the worker against a naive integration",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--events", type=int, default=None, help=f"workload size (default {DEFAULT_EVENTS:,})"
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"a small workload ({QUICK_EVENTS} events) of every kind (the single-connection "
-        f"baseline with {QUICK_LIMIT_REQUESTS} requests)",
-    )
-    parser.add_argument(
-        "--latency-ms", type=float, default=10.0, help="OurAPI's latency per call (default 10)"
-    )
-    parser.add_argument(
-        "--json", type=Path, default=None, metavar="PATH", help="write the results as JSON"
-    )
-    parser.add_argument("--plot", type=Path, default=None, metavar="PATH", help="write a PNG chart")
-    parser.add_argument(
-        "--page-size", type=int, default=100, help="BigChat's page size (default 100)"
-    )
-    parser.add_argument(
-        "--dir", type=Path, default=None, help="keep the runs' files (logs, databases) here"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help="seconds one run may take (default from the workload size)",
-    )
-    # For tests and investigations: run only these (comma-separated names).
-    parser.add_argument("--only", default=None, help=argparse.SUPPRESS)
-    parser.set_defaults(entry=main)
+@click.command(
+    "bench", help=DESCRIPTION, short_help="benchmark the worker against a naive integration"
+)
+@click.option(
+    "--events", type=int, default=None, help=f"workload size (default {DEFAULT_EVENTS:,})"
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help=f"a small workload ({QUICK_EVENTS} events) of every kind (the single-connection "
+    f"baseline with {QUICK_LIMIT_REQUESTS} requests) (default: off, {DEFAULT_EVENTS:,} events)",
+)
+@click.option(
+    "--latency-ms", type=float, default=10.0, help="OurAPI's latency per call (default 10)"
+)
+@click.option(
+    "--json",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="write the results as JSON (default: not written)",
+)
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="write a PNG chart (default: none; needs matplotlib)",
+)
+@click.option("--page-size", type=int, default=100, help="BigChat's page size (default 100)")
+@click.option(
+    "--dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="keep the runs' files (logs, databases) here (default: a temporary directory, "
+    "removed at the end)",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="seconds one run may take (default from the workload size)",
+)
+# For tests and investigations: run only these (comma-separated names).
+@click.option("--only", default=None, hidden=True)
+def command(**options: Any) -> None:
+    sys.exit(main(argparse.Namespace(**options)))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -100,6 +116,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: Path) -> int:
+    # Here, not at the top: the workload comes from BigChat's simulated world, and ``python run.py``
+    # imports this module (for ``register``) whatever the command, the worker's included.
+    from .workload import build
+
     workload = build(events, seed=SEED, history=HISTORY, page_size=args.page_size)
     print(
         f"workload: {workload.events} events in {workload.conversations} conversations "
@@ -111,7 +131,7 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
     timeout = args.timeout or 60.0 + workload.events / 10
     bigchat = StandIn(
         "bigchat",
-        "integration.bench.bigchat_frozen",
+        "devtools.bench.bigchat_frozen",
         [
             "--seed",
             str(workload.seed),

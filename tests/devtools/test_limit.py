@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from integration.bench.limit import WARMUP, single_connection
-from integration.bench.models import OurApiStats, RunResult, Workload
-from integration.bench.processes import StandIn
-from integration.bench.report import targets
+from devtools.bench.limit import WARMUP, single_connection
+from devtools.bench.models import OurApiStats, RunResult, Workload
+from devtools.bench.processes import StandIn
+from devtools.bench.report import targets
 from integration.cli import main
+
+pytestmark = pytest.mark.slow  # stand-ins as child processes
 
 MEASURED = "one in flight vs the single-connection limit (measured)"
 NOMINAL = "one in flight vs the nominal limit (reference only)"

@@ -9,9 +9,9 @@ import aiohttp
 
 from big_chat.app import create_app as create_bigchat
 from big_chat.settings import BigChatSettings
-from integration.bench.models import Applied
-from integration.bench.naive import NaiveSync
-from integration.bench.workload import build
+from devtools.bench.models import Applied
+from devtools.bench.naive import NaiveSync
+from devtools.bench.workload import build
 from integration.connectors.bigchat.client import BigChatClient
 from integration.connectors.ourapi.client import OurApiClient
 from integration.core.http import HttpService

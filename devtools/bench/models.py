@@ -49,14 +49,14 @@ class Applied(BaseModel):
 
 
 class NaiveOutput(BaseModel):
-    """What ``python -m integration.bench.naive`` writes when it is done."""
+    """What ``python -m devtools.bench.naive`` writes when it is done."""
 
     applied: list[Applied]
     errors: list[str] = Field(default_factory=list)
 
 
 class SingleConnection(BaseModel):
-    """What ``python -m integration.bench.limit`` writes: OurAPI one request at a time."""
+    """What ``python -m devtools.bench.limit`` writes: OurAPI one request at a time."""
 
     requests: int
     """Timed requests (``POST /chats/{id}/messages``), after ``warmup`` untimed ones."""

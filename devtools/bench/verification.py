@@ -14,10 +14,10 @@ import asyncio
 
 import aiohttp
 
-from ..connectors.bigchat.client import BigChatClient
-from ..connectors.ourapi.client import OurApiClient
-from ..core.http import HttpService
-from ..pipelines.bigchat_ourapi.verify import Report, verify
+from integration.connectors.bigchat.client import BigChatClient
+from integration.connectors.ourapi.client import OurApiClient
+from integration.core.http import HttpService
+from integration.pipelines.bigchat_ourapi.verify import Report, verify
 
 SLICE = 25
 

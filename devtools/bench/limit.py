@@ -7,10 +7,10 @@ real figure in the same run, against an OurAPI started exactly like the other ru
 session, one connection, ``POST /chats/{id}/messages`` (the worker's dominant write) one after
 another, for at most ``requests`` requests or ``max_seconds`` seconds, whichever comes first.
 
-    python -m integration.bench.limit --ourapi-url URL --out PATH [--requests N] [--max-seconds S]
+    python -m devtools.bench.limit --ourapi-url URL --out PATH [--requests N] [--max-seconds S]
 
 runs it in a process of its own (as the bench does, so its CPU and memory are its own) and writes
-a :class:`~integration.bench.models.SingleConnection` as JSON.
+a :class:`~devtools.bench.models.SingleConnection` as JSON.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def single_connection(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m integration.bench.limit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench.limit", description=__doc__)
     parser.add_argument("--ourapi-url", required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=REQUESTS)
