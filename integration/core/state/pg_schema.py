@@ -83,6 +83,25 @@ MIGRATIONS: list[str] = [
         received_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 2: several workers (INBOX_URL). Each inbox row knows its partition (NULL until the state is
+    # first run that way); the workers' heartbeats; who owns each partition, since which claim
+    # (epoch: every write that depends on owning it checks it), and how far in the JetStream
+    # stream its entries are stored; the poller role's epoch, which fences its cursor writes.
+    """
+    ALTER TABLE inbox ADD COLUMN part INTEGER;
+    CREATE INDEX inbox_pending_part ON inbox (source, part, seq) WHERE state = 'pending';
+    CREATE TABLE workers (
+        sync TEXT NOT NULL, worker TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL, heartbeat_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (sync, worker)
+    );
+    CREATE TABLE partitions (
+        sync TEXT NOT NULL, part INTEGER NOT NULL, owner TEXT, epoch BIGINT NOT NULL DEFAULT 0,
+        stream_offset BIGINT NOT NULL DEFAULT 0, claimed_at DOUBLE PRECISION,
+        PRIMARY KEY (sync, part)
+    );
+    CREATE TABLE fences (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL, holder TEXT);
+    """,
 ]
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
