@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import nats.js.errors
 import pytest
@@ -146,8 +147,9 @@ class Proxy:
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> int:
+        """Listen (on ``port``, or any free one); the port listened on."""
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", port)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -174,8 +176,7 @@ class Proxy:
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[Proxy]:
-    nats_url()
-    relay = Proxy(4222)
+    relay = Proxy(urlsplit(nats_url()).port or 4222)
     try:
         yield relay
     finally:
@@ -195,6 +196,40 @@ async def test_publishing_after_the_connection_is_lost_raises_inbox_unavailable(
             with pytest.raises(InboxUnavailable) as raised:
                 await inbox.publish("bigchat", KEYSPACE, entries(300))
         assert "\n" not in str(raised.value)
+    finally:
+        await inbox.close()
+        await raw.delete_stream(inbox.stream)
+
+
+async def test_publishing_again_after_a_lost_connection_stores_each_entry_once(
+    proxy: Proxy, raw: JetStreamContext
+) -> None:
+    port = await proxy.start()
+    inbox = JetStreamInbox(f"nats://127.0.0.1:{port}", fresh_sync(), PARTITIONS, timeout=1.0)
+    await inbox.connect()
+    page = entries(5_000)
+    try:
+        publishing = asyncio.create_task(inbox.publish("bigchat", KEYSPACE, page))
+        for _ in range(1_000):  # cut once some are stored (all take some 0.4 s)
+            await asyncio.sleep(0.001)
+            if (await raw.stream_info(inbox.stream)).state.messages > 0:
+                break
+        await proxy.cut()
+        with pytest.raises(InboxUnavailable):
+            await publishing
+        await proxy.start(port)
+
+        result = None
+        async with asyncio.timeout(20):
+            while result is None:  # the client reconnects every 2 s; until then it fails
+                with contextlib.suppress(InboxUnavailable):
+                    result = await inbox.publish("bigchat", KEYSPACE, page)
+        new, duplicate = result
+        assert new + duplicate == len(page) and duplicate > 0
+        messages = await stored(raw, inbox.stream)
+        assert sorted(e.fingerprint for _, _, e in messages) == sorted(e.fingerprint for e in page)
+        for key in {e.key for e in page}:
+            assert [e for _, _, e in messages if e.key == key] == [e for e in page if e.key == key]
     finally:
         await inbox.close()
         await raw.delete_stream(inbox.stream)
