@@ -110,8 +110,30 @@ class AdvisoryRunLock:
                 conn.terminate()
 
 
+class SharedRun:
+    """Several workers (``INBOX_URL``) run on one state at once: no lock for the run; the roles
+    within it are locked and fenced (``distributed.roles``)."""
+
+    async def acquire(self) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+
+MISSING_NATS = "INBOX_URL needs nats-py, which is not installed: pip install -e '.[distributed]'"
+
+
+def require_nats() -> None:
+    """A ``StateError`` of one line when nats-py is not installed."""
+    if importlib.util.find_spec("nats") is None:
+        raise StateError(MISSING_NATS)
+
+
 def run_lock(name: str, settings: SyncSettings) -> RunLock:
     """The lock for a run of sync ``name`` on the state the settings name."""
+    if settings.inbox_url is not None:
+        return SharedRun()
     if settings.state_url is not None:
         return AdvisoryRunLock(settings.state_url, name)
     return FileRunLock(settings.state_db)

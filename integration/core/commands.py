@@ -103,6 +103,8 @@ def run_async(work: Any) -> int:
 # -- the commands every sync has -----------------------------------------------------------
 
 STATE_FLAGS = ("state_db", "state_url", "log_level", "log_format")
+STATUS_FLAGS = (*STATE_FLAGS, "inbox_url")
+"""``status`` also shows, for several workers, each partition's lag in JetStream."""
 
 
 def run_command(sync: Sync[Any]) -> click.Command:
@@ -133,9 +135,10 @@ def status_command(sync: Sync[Any]) -> click.Command:
     @click.command(
         "status",
         short_help="cursor, backlog, dead letters, id maps",
-        help=f"Show the {sync.name} sync's state: cursor, backlog, dead letters, id maps.",
+        help=f"Show the {sync.name} sync's state: cursor, backlog, dead letters, id maps; "
+        "with several workers, who polls and each partition's owner and lag.",
     )
-    @settings_options(sync.settings, STATE_FLAGS)
+    @settings_options(sync.settings, STATUS_FLAGS)
     def status(**params: Any) -> None:
         settings = load_settings(sync.settings, params)
         sys.exit(run_async(show_status(sync, settings)))
@@ -230,9 +233,18 @@ async def show_status(sync: Sync[Any], settings: SyncSettings) -> int:
     store = await open_state(settings)
     if store is None:
         return EXIT_FAILURE
+    distributed: list[str] = []
     try:
         statuses = {source: await store.status(source) for source in sync.sources}
         running = await store.meta_get(f"running:{sync.name}")
+        if settings.state_url is not None:
+            from .distributed.status import partition_lines
+            from .state.postgres import PostgresStore
+
+            assert isinstance(store, PostgresStore)
+            distributed = await partition_lines(
+                store, sync.name, settings.inbox_url, settings.worker_ttl
+            )
     finally:
         await store.close()
     print(f"state            {settings.state_location()}")
@@ -265,6 +277,8 @@ async def show_status(sync: Sync[Any], settings: SyncSettings) -> int:
         maps = status.maps
     shown = ", ".join(f"{name} {count}" for name, count in sorted(maps.items())) or "empty"
     print(f"id maps          {shown}")
+    for line in distributed:
+        print(line)
     return EXIT_OK
 
 

@@ -13,16 +13,19 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, iso
 from .dispatch import KeyedDispatcher
 from .errors import IntegrationError, PermanentError, TransientError
-from .flow import CursorSource, Flow, PendingSource, Received, WindowedSource
+from .flow import CursorSource, Flow, Page, PendingSource, Received, WindowedSource
 from .journal import PageJournal
 from .retry import RetryPolicy, retrying
 from .stats import Stats
 from .store import InboxEntry, StateError, StateStore, StoredPage
+
+if TYPE_CHECKING:
+    from .distributed.coordinator import Coordinator
 
 log = logging.getLogger("integration.engine")
 
@@ -135,6 +138,7 @@ class Engine:
         journal: PageJournal | None = None,
         *,
         name: str | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.flows = as_flows(flows, journal)
         if not self.flows:
@@ -150,6 +154,13 @@ class Engine:
         self.settings = settings
         self.stats = stats or Stats()
         self._wake = store.inbox_changed
+        self.coordinator = coordinator
+        """Several workers (``INBOX_URL``): this worker's part; None for a lone process."""
+        self._inflight_part: dict[int, int] = {}
+        """Several workers: the partition of each entry in flight."""
+        self._rescan_now = False
+        self._leading = coordinator is None
+        """Whether this process polls the sources (a lone process always does)."""
         self._inflight: set[int] = set()
         self._feeding_stopped = False
         self._finished: set[int] = set()
@@ -326,6 +337,10 @@ class Engine:
             flow.journal.append(received.body)
         received_id = await self.store.receive(flow.name, received.body)
         page = source.parse(received.body)
+        if self.coordinator is not None:
+            stored = await self._publish(flow, page, cursor, received_id)
+            self._count(stored, tally)
+            return
         stored = await self.store.store_page(
             flow.name,
             page.entries,
@@ -334,6 +349,25 @@ class Engine:
             received_id=received_id,
         )
         self._count(stored, tally)
+
+    async def _publish(
+        self, flow: Flow, page: Page, cursor: float | None, received_id: int | None
+    ) -> StoredPage:
+        """Several workers: the page's entries go to their partitions in JetStream, every ack
+        awaited, and only then do the cursor move and the page as received go, in one fenced
+        transaction. A crash in between leaves the page as received (stored again at the next
+        start) and the cursor where it was (the window read again); JetStream's duplicate window
+        and the inbox table's fingerprints drop the repeats."""
+        assert self.coordinator is not None
+        new, duplicate = await self.coordinator.publish(flow.name, page.entries)
+        stored = await self.store.store_page(
+            flow.name,
+            [],
+            page.rejects,
+            cursor=(flow.name, cursor) if cursor is not None else None,
+            received_id=received_id,
+        )
+        return StoredPage(new=new, duplicate=duplicate, rejected=stored.rejected)
 
     def _count(self, stored: StoredPage, tally: Tally) -> None:
         # Counted page by page, so a long catch-up window shows its progress as it goes.
@@ -459,9 +493,12 @@ class Engine:
             except Exception as exc:  # a page we cannot read is no page to lose
                 log.warning("%s: a page kept before the last stop cannot be read (%s)", name, exc)
                 continue
-            stored = await self.store.store_page(
-                name, page.entries, page.rejects, received_id=received_id
-            )
+            if self.coordinator is not None:
+                stored = await self._publish(flow, page, None, received_id)
+            else:
+                stored = await self.store.store_page(
+                    name, page.entries, page.rejects, received_id=received_id
+                )
             self.stats.fetched_new += stored.new
             self.stats.rejected += stored.rejected
         if flow.journal is not None:
@@ -481,8 +518,11 @@ class Engine:
             # submit() waits for room, and a finished entry must not be handed out again.
             self._finished.clear()
             full = False
+            if self._rescan_now:
+                self._rescan_now = False
+                watermarks = dict.fromkeys(self.sources, 0)
             for source in self.sources:
-                entries = await self.store.pending(source, watermarks[source], 500)
+                entries = await self._pending(source, watermarks[source], 500)
                 for entry in entries:
                     watermarks[source] = max(watermarks[source], entry.seq)
                     key = (self._space[source], entry.key)
@@ -493,6 +533,10 @@ class Engine:
                     ):
                         continue
                     self._inflight.add(entry.seq)
+                    if self.coordinator is not None:
+                        self._inflight_part[entry.seq] = self.coordinator.partition(
+                            entry.source, entry.key
+                        )
                     await self._dispatcher.submit(key, entry)
                 full = full or len(entries) == 500
             if full:
@@ -504,6 +548,11 @@ class Engine:
                 watermarks = dict.fromkeys(self.sources, 0)
                 last_rescan = self.clock.now()
                 self._blocked = await self._blocked_keys()
+
+    async def _pending(self, source: str, after: int, limit: int) -> list[InboxEntry]:
+        if self.coordinator is not None:
+            return await self.coordinator.pending(source, after, limit)
+        return await self.store.pending(source, after, limit)
 
     async def _blocked_keys(self) -> set[Key]:
         return {
@@ -517,8 +566,14 @@ class Engine:
         pending in the store; the feeder may hand them out again later."""
         for entry in entries:
             self._inflight.discard(entry.seq)
+            self._inflight_part.pop(entry.seq, None)
 
     async def _handle(self, key: Key, entry: InboxEntry) -> bool:
+        if self.coordinator is not None and not self.coordinator.applies(entry):
+            # Its partition is being given up (or was lost): the entry stays pending in the
+            # store for the partition's next owner.
+            self._release(entry.seq)
+            return False
         if key in self._blocked:
             # Listed before its key was blocked (the feeder's list goes stale while it waits for
             # room): it waits in the store behind the dead letter, like the rest of its key.
@@ -555,7 +610,26 @@ class Engine:
 
     def _release(self, seq: int) -> None:
         self._inflight.discard(seq)
+        self._inflight_part.pop(seq, None)
         self._finished.add(seq)
+
+    # -- what a coordinator asks (several workers) -----------------------------------------
+
+    def partition_busy(self, part: int) -> bool:
+        return part in self._inflight_part.values()
+
+    async def flush_done(self) -> None:
+        await self._flush_done()
+
+    def inbox_grew(self, *, rescan: bool) -> None:
+        if rescan:
+            self._rescan_now = True
+        self._wake.set()
+
+    def forget_cached(self) -> None:
+        for flow in self.flows:
+            if flow.forget is not None:
+                flow.forget()
 
     async def _flush_done(self) -> None:
         """Mark applied entries done, many per transaction."""
@@ -669,24 +743,32 @@ class Engine:
         """
         self._stopping = stopping
         mark = RUNNING_MARK.format(name=self.name)
-        previous = await self.store.meta_get(mark)
-        await self.store.meta_put(mark, iso(self.clock.now()))
-        for flow in self.flows:
-            await self._store_leftovers(flow)
+        if once and self.coordinator is not None:
+            raise ValueError("drain mode runs one process: it has no several-worker form")
+        if self.coordinator is None:
+            await self._take_up_polling(mark)
         self._blocked = await self._blocked_keys()
-        for flow in self.flows:
-            unfinished = await self.store.meta_get(RECOVERY_DUE.format(name=flow.name))
-            if previous is not None and flow.recoverable:
-                log.warning(
-                    "%s: the previous run did not stop cleanly (started %s); reconciling",
-                    flow.name,
-                    previous,
-                )
-                await self._recover(flow, "unclean stop")
-            elif unfinished is not None:
-                await self._recover(flow, f"an earlier recovery did not complete ({unfinished})")
         self._dispatcher.start()
-        if once:
+        if self.coordinator is not None:
+            try:
+                await self.coordinator.start(self)
+            except IntegrationError as exc:  # JetStream out of reach at the start
+                raise EngineFailed(f"{self.name}: {exc}") from exc
+            coordinator = self.coordinator
+
+            async def lead(stopping: asyncio.Event) -> None:
+                await self._take_up_polling(mark)
+                self._leading = True
+                await asyncio.gather(*(self._poll_loop(flow, stopping) for flow in self.flows))
+
+            polls = [
+                asyncio.create_task(coordinator.run_poller_role(stopping, lead), name="poller-role")
+            ]
+            background = [
+                asyncio.create_task(self._prune_loop(stopping), name="pruner"),
+                asyncio.create_task(coordinator.run_membership(stopping), name="membership"),
+            ]
+        elif once:
             polls = [
                 asyncio.create_task(self._drain_polls(flow, stopping), name=f"drain-{flow.name}")
                 for flow in self.flows
@@ -712,12 +794,48 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             clean = await self._shut_down(polls, feeder, flusher) and self._failure is None
-            if clean:
+            if clean and self._leading:
                 await self.store.meta_put(mark, None)
+            if self.coordinator is not None:
+                await self._leave(clean)
         if self._failure is not None:
             failure = self._failure
             raise EngineFailed(f"{self.name}: {failure.__class__.__name__}: {failure}") from failure
         return clean
+
+    async def _take_up_polling(self, mark: str) -> None:
+        """Before the first poll: mark the run, store the pages received before an unclean
+        stop, and recover what it may have lost."""
+        previous = await self.store.meta_get(mark)
+        await self.store.meta_put(mark, iso(self.clock.now()))
+        for flow in self.flows:
+            await self._store_leftovers(flow)
+        for flow in self.flows:
+            unfinished = await self.store.meta_get(RECOVERY_DUE.format(name=flow.name))
+            if previous is not None and flow.recoverable:
+                log.warning(
+                    "%s: the previous run did not stop cleanly (started %s); reconciling",
+                    flow.name,
+                    previous,
+                )
+                await self._recover(flow, "unclean stop")
+            elif unfinished is not None:
+                await self._recover(flow, f"an earlier recovery did not complete ({unfinished})")
+
+    async def _leave(self, clean: bool) -> None:
+        """Several workers: give the partitions and the poller role up, so the others take
+        over now rather than after the TTL. After a failure, best effort: the TTL frees them."""
+        assert self.coordinator is not None
+        try:
+            await self.coordinator.stop()
+        except Exception as exc:
+            log.log(
+                logging.WARNING if clean else logging.DEBUG,
+                "stop: could not give the partitions up (%s: %s); the others take them over "
+                "once this worker's heartbeat is older than the TTL",
+                exc.__class__.__name__,
+                exc,
+            )
 
     async def _shut_down(
         self,

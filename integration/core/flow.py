@@ -117,6 +117,10 @@ class Flow:
     applied one at a time, and a dead letter that blocks the key blocks it in all of them (a
     two-way sync's two directions of one record). None: the flow's keys are its own."""
 
+    forget: Callable[[], None] | None = None
+    """Drop what the sink remembers of its target (caches of what it holds). Several workers:
+    called when this worker takes partitions over, since their previous owners wrote meanwhile."""
+
     @property
     def name(self) -> str:
         return self.source.name

@@ -115,6 +115,21 @@ class EngineCollector:
                 "The source cursor: every event that occurred before this Unix time is fetched.",
                 value=s.cursor,
             )
+        if s.polling is not None:
+            yield GaugeMetricFamily(
+                "integration_poller_role",
+                "Several workers: 1 on the worker that polls the sources, 0 on the others.",
+                value=int(s.polling),
+            )
+            lag = GaugeMetricFamily(
+                "integration_partition_lag_messages",
+                "Several workers: messages of each partition this worker owns still in "
+                "JetStream, not yet stored in the inbox (absent: not owned here).",
+                labels=["partition"],
+            )
+            for part, waiting in sorted(s.partition_lag.items()):
+                lag.add_metric([str(part)], waiting)
+            yield lag
         yield from self._store_metrics()
 
     def _store_metrics(self) -> Iterator[Metric]:

@@ -10,17 +10,22 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backends import run_lock, state_store
+from .backends import require_nats, run_lock, state_store
 from .clock import Clock, SystemClock
-from .engine import Engine, EngineFailed
+from .engine import Engine, EngineFailed, as_flows
+from .flow import Flow
 from .health import serve_health
+from .http import mask_url
 from .lock import AlreadyRunning
 from .retry import RetryPolicy
-from .state import StateError
+from .state import StateError, StateStore
 from .stats import Stats
 from .sync import Runtime, Sync, SyncSettings
+
+if TYPE_CHECKING:
+    from .distributed.coordinator import Coordinator
 
 log = logging.getLogger("integration")
 
@@ -59,9 +64,33 @@ async def open_engine(
                 settings.engine_settings(retry),
                 runtime.stats,
                 name=sync.name,
+                coordinator=coordinator(sync.name, settings, store, as_flows(flows)),
             )
     finally:
         await store.close()
+
+
+def coordinator(
+    name: str, settings: SyncSettings, store: StateStore, flows: list[Flow]
+) -> Coordinator | None:
+    """Several workers (``INBOX_URL``): this worker's part in the run; None for a lone one."""
+    if settings.inbox_url is None:
+        return None
+    require_nats()
+    from .distributed.coordinator import Coordinator, DistributedSettings
+    from .distributed.jetstream import JetStreamInbox
+    from .distributed.roles import new_worker_id
+    from .state.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)  # the settings require STATE_URL with INBOX_URL
+    return Coordinator(
+        store,
+        JetStreamInbox(settings.inbox_url, name, settings.partitions),
+        name,
+        new_worker_id(),
+        {flow.name: flow.keyspace for flow in flows},
+        DistributedSettings(partitions=settings.partitions, worker_ttl=settings.worker_ttl),
+    )
 
 
 def install_stop_signals(stopping: asyncio.Event, task: asyncio.Task[Any] | None = None) -> None:
@@ -101,6 +130,13 @@ async def run_engine(
 async def run_sync(sync: Sync[S], settings: S, *, once: bool = False) -> int:
     """``python run.py [sync] run [--once]``: the sync until SIGINT/SIGTERM, or (``once``) until
     everything its sources hold now is applied or set aside as a dead letter. The exit status."""
+    if once and settings.inbox_url is not None:
+        print(
+            f"{sync.name}: --once drains with one process; unset INBOX_URL (the state in "
+            "STATE_URL can be drained by one worker)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     lock = run_lock(sync.name, settings)
     try:
         await lock.acquire()
@@ -126,6 +162,12 @@ async def run_sync(sync: Sync[S], settings: S, *, once: bool = False) -> int:
             settings.state_location(),
             "draining once" if once else f"poll every {settings.poll_interval:g}s",
         )
+        if settings.inbox_url is not None:
+            log.info(
+                "several workers: inbox %s, %d partition(s); one of the workers polls",
+                mask_url(settings.inbox_url),
+                settings.partitions,
+            )
         if sync.preflight is not None and not once:
             problem = await sync.preflight(settings)
             if problem is not None:

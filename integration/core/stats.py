@@ -24,6 +24,10 @@ class Stats:
     cursor: float | None = None
     dead_by_reason: Counter[str] = field(default_factory=Counter)
     requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    partition_lag: dict[int, int] = field(default_factory=dict)
+    """Several workers: messages waiting in JetStream per partition this worker owns."""
+    polling: bool | None = None
+    """Several workers: whether this worker holds the poller role (None: a lone process)."""
 
     def observe_request(self, service: str, method: str, outcome: str) -> None:
         self.requests[(service, method, outcome)] += 1

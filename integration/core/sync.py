@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .clock import Clock, SystemClock
+from .distributed.partitions import MAX_PARTITIONS
 from .durations import parse_duration
 from .engine import EngineSettings
 from .flow import Flow
@@ -67,7 +68,7 @@ class SyncSettings(BaseSettings):
     )
 
     DURATIONS: ClassVar[frozenset[str]] = frozenset(
-        {"poll_interval", "shutdown_grace", "retention"}
+        {"poll_interval", "shutdown_grace", "retention", "worker_ttl"}
     )
     """Fields in seconds that also take a duration as people type one (90s, 10m, 7d). A sync
     adds its own: ``DURATIONS = SyncSettings.DURATIONS | {...}``."""
@@ -80,6 +81,24 @@ class SyncSettings(BaseSettings):
         None,
         description="PostgreSQL state (postgresql://...) instead of STATE_DB; needs the "
         "distributed extra",
+    )
+    inbox_url: str | None = Field(
+        None,
+        description="several workers: NATS JetStream (nats://...) carries the inbox's entries "
+        "to the partitions' owners; needs STATE_URL and the distributed extra",
+    )
+    partitions: int = Field(
+        16,
+        ge=1,
+        le=MAX_PARTITIONS,
+        description="several workers: how many partitions the keys are spread over (the same "
+        "for every worker, for the life of the state)",
+    )
+    worker_ttl: float = Field(
+        5.0,
+        gt=0,
+        description="several workers: seconds of silence after which a worker is taken for "
+        "dead and its partitions (and the poller role) go to the others",
     )
     poll_interval: float = Field(10.0, gt=0, description="seconds between polls")
     concurrency: int = Field(16, ge=1, le=1024, description="keys applied in parallel")
@@ -117,6 +136,20 @@ class SyncSettings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("a PostgreSQL URL: postgresql://user[:password]@host[:port]/database")
+        return value
+
+    @field_validator("inbox_url")
+    @classmethod
+    def _nats_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("nats://", "tls://")):
+            raise ValueError("a NATS URL: nats://host[:port] (JetStream enabled)")
+        if info.data.get("state_url") is None:
+            raise ValueError(
+                "needs STATE_URL (postgresql://...) as well: several workers share their state "
+                "in PostgreSQL"
+            )
         return value
 
     def state_location(self) -> str:

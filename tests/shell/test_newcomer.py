@@ -119,13 +119,10 @@ def test_run_takes_every_setting_as_a_flag() -> None:
 
 
 def test_status_and_dead_letters_take_only_the_state_and_log_settings() -> None:
-    for command in ("status", "dead-letters"):
-        assert _setting_flags(command) == {
-            "--state-db",
-            "--state-url",
-            "--log-level",
-            "--log-format",
-        }
+    state = {"--state-db", "--state-url", "--log-level", "--log-format"}
+    assert _setting_flags("dead-letters") == state
+    # And status the inbox, for the partitions' lag when several workers run.
+    assert _setting_flags("status") == state | {"--inbox-url"}
 
 
 def test_verify_and_demo_do_not_offer_worker_settings_they_ignore() -> None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from typing import TypeVar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
 from ..clock import Clock, SystemClock
+from ..distributed.partitions import partition_of
 from .pg_schema import is_worker_state
 from .pg_writer import DB_ERRORS, PgWriteOp, StateDatabase, one_line
 from .protocol import PRUNE_BATCH
@@ -31,6 +32,7 @@ from .records import (
     InboxEntry,
     NewEntry,
     Rejected,
+    StateError,
     Status,
     StoredPage,
     dead_letter_from,
@@ -70,6 +72,62 @@ async def upsert_cursor(conn: asyncpg.Connection, name: str, position: float, no
         position,
         now,
     )
+
+
+class FenceLost(StateError):
+    """A write that depends on holding a role (the poller's, a partition's) found that another
+    process has taken it over: this process must not write on its behalf any more."""
+
+
+async def _check_cursor_fence(conn: asyncpg.Connection, fence: tuple[str, int] | None) -> None:
+    """In the writing transaction: the poller role is still ours. ``FOR SHARE`` makes a new
+    poller's epoch bump wait for this transaction, so no cursor write of an old poller can land
+    after the new one has started."""
+    if fence is None:
+        return
+    name, epoch = fence
+    current = await conn.fetchval("SELECT epoch FROM fences WHERE name = $1 FOR SHARE", name)
+    if current != epoch:
+        raise FenceLost(
+            f"the poller role ({name}) was taken over (epoch {current}, ours {epoch}); "
+            "this process stops polling"
+        )
+
+
+async def insert_entries(
+    conn: asyncpg.Connection,
+    source: str,
+    entries: Sequence[NewEntry],
+    now: float,
+    parts: Sequence[int | None],
+) -> int:
+    """Insert entries as pending, de-duplicated by fingerprint, and count them: one statement,
+    one round trip. WITH ORDINALITY keeps the page's order in the seqs, and the first of two
+    equal fingerprints in a page wins (as in SQLite). Returns how many were new."""
+    if not entries:
+        return 0
+    new = await conn.fetchval(
+        "WITH new AS (INSERT INTO inbox (source, key, kind, fingerprint, payload,"
+        " occurred_at, state, received_at, part) SELECT $1, k, kd, f, p, o, 'pending', $2, pt"
+        " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],"
+        " $9::int4[]) WITH ORDINALITY AS t (k, kd, f, p, o, pt, n) ORDER BY n"
+        " ON CONFLICT (source, fingerprint) DO NOTHING RETURNING 1),"
+        " counted AS (INSERT INTO counters (scope, name, count)"
+        " SELECT $8, 'pending', COUNT(*) FROM new HAVING COUNT(*) > 0"
+        " ON CONFLICT (scope, name) DO UPDATE"
+        " SET count = counters.count + excluded.count)"
+        " SELECT COUNT(*) FROM new",
+        source,
+        now,
+        [e.key for e in entries],
+        [e.kind for e in entries],
+        [e.fingerprint for e in entries],
+        [e.payload for e in entries],
+        [e.occurred_at for e in entries],
+        inbox_scope(source),
+        list(parts),
+    )
+    return int(new)
 
 
 async def _blocked(conn: asyncpg.Connection, source: str, key: str) -> bool:
@@ -140,6 +198,99 @@ class PostgresStore:
         self._db = StateDatabase(url, schema)
         self.inbox_changed = asyncio.Event()
         """Set whenever new entries enter the inbox: wakes whoever applies them."""
+        self._partitions: int | None = None
+        self._keyspaces: dict[str, str] = {}
+        self._cursor_fence: tuple[str, int] | None = None
+
+    # -- several workers ---------------------------------------------------------------------
+
+    def partition_by(self, partitions: int, keyspaces: Mapping[str, str]) -> None:
+        """Several workers: every entry stored from now on carries its partition (computed from
+        its flow's keyspace, by source name), so that its partition's owner applies it."""
+        self._partitions = partitions
+        self._keyspaces = dict(keyspaces)
+
+    def fence_cursors(self, name: str, epoch: int) -> None:
+        """Cursor writes from now on commit only while the poller fence ``name`` is at
+        ``epoch`` (see ``distributed.roles``): a poller that lost its role cannot move them."""
+        self._cursor_fence = (name, epoch)
+
+    def _parts(self, source: str, entries: Sequence[NewEntry]) -> list[int | None]:
+        if self._partitions is None:
+            return [None] * len(entries)
+        space = self._keyspaces.get(source, source)
+        return [partition_of(space, e.key, self._partitions) for e in entries]
+
+    async def read(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        """A read on the pool (for the distributed roles' own tables)."""
+        return await self._db.read(sql, *params)
+
+    async def store_owned(
+        self,
+        sync: str,
+        part: int,
+        epoch: int,
+        offset: int,
+        by_source: Mapping[str, Sequence[NewEntry]],
+    ) -> int:
+        """Entries a partition's owner read from the JetStream inbox, and the partition's new
+        offset, in one transaction, only while the claim ``epoch`` is still the partition's
+        (``FenceLost`` otherwise). Returns how many entries were new."""
+        now = self._clock.now()
+
+        async def op(conn: asyncpg.Connection) -> int:
+            current = await conn.fetchval(
+                "SELECT epoch FROM partitions WHERE sync = $1 AND part = $2 FOR UPDATE", sync, part
+            )
+            if current != epoch:
+                raise FenceLost(
+                    f"partition {part} was claimed by another worker (epoch {current}, ours "
+                    f"{epoch})"
+                )
+            new = 0
+            for source, entries in by_source.items():
+                new += await insert_entries(conn, source, entries, now, [part] * len(entries))
+            await conn.execute(
+                "UPDATE partitions SET stream_offset = GREATEST(stream_offset, $3)"
+                " WHERE sync = $1 AND part = $2",
+                sync,
+                part,
+                offset,
+            )
+            return new
+
+        new = await self._db.write(op)
+        if new:
+            self.inbox_changed.set()
+        return new
+
+    async def assign_missing_partitions(self) -> int:
+        """Pending entries stored before the state was run by several workers carry no
+        partition: give them theirs, so that their owners apply them. Returns how many."""
+        if self._partitions is None:
+            return 0
+        rows = await self._db.read(
+            "SELECT seq, source, key FROM inbox WHERE part IS NULL AND state = 'pending'"
+        )
+        if not rows:
+            return 0
+        seqs = [int(r["seq"]) for r in rows]
+        parts = [
+            partition_of(self._keyspaces.get(r["source"], r["source"]), r["key"], self._partitions)
+            for r in rows
+        ]
+
+        async def op(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "UPDATE inbox SET part = t.pt FROM unnest($1::bigint[], $2::int4[]) AS t (s, pt)"
+                " WHERE inbox.seq = t.s",
+                seqs,
+                parts,
+            )
+
+        await self._db.write(op)
+        self.inbox_changed.set()
+        return len(seqs)
 
     @property
     def where(self) -> str:
@@ -166,6 +317,7 @@ class PostgresStore:
         now = self._clock.now()
 
         async def op(conn: asyncpg.Connection) -> None:
+            await _check_cursor_fence(conn, self._cursor_fence)
             await upsert_cursor(conn, name, position, now)
 
         await self._db.write(op)
@@ -233,33 +385,10 @@ class PostgresStore:
         """Insert a page of fetched items, de-duplicated by fingerprint; dead-letter the rejects;
         advance the cursor; forget the page as received: all in one transaction."""
         now = self._clock.now()
+        parts = self._parts(source, entries)
 
         async def op(conn: asyncpg.Connection) -> StoredPage:
-            new = 0
-            if entries:
-                # One statement, one round trip, for the page and its counter. WITH ORDINALITY
-                # keeps the page's order in the seqs, and the first of two equal fingerprints in
-                # a page wins (as in SQLite).
-                new = await conn.fetchval(
-                    "WITH new AS (INSERT INTO inbox (source, key, kind, fingerprint, payload,"
-                    " occurred_at, state, received_at) SELECT $1, k, kd, f, p, o, 'pending', $2"
-                    " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[])"
-                    " WITH ORDINALITY AS t (k, kd, f, p, o, n) ORDER BY n"
-                    " ON CONFLICT (source, fingerprint) DO NOTHING RETURNING 1),"
-                    " counted AS (INSERT INTO counters (scope, name, count)"
-                    " SELECT $8, 'pending', COUNT(*) FROM new HAVING COUNT(*) > 0"
-                    " ON CONFLICT (scope, name) DO UPDATE"
-                    " SET count = counters.count + excluded.count)"
-                    " SELECT COUNT(*) FROM new",
-                    source,
-                    now,
-                    [e.key for e in entries],
-                    [e.kind for e in entries],
-                    [e.fingerprint for e in entries],
-                    [e.payload for e in entries],
-                    [e.occurred_at for e in entries],
-                    inbox_scope(source),
-                )
+            new = await insert_entries(conn, source, entries, now, parts)
             rejected = 0
             for r in rejects:
                 seq = await conn.fetchval(
@@ -286,6 +415,7 @@ class PostgresStore:
             await bump(conn, inbox_scope(source), "dead", rejected)
             await bump(conn, dead_scope(source), "open", rejected)
             if cursor is not None:
+                await _check_cursor_fence(conn, self._cursor_fence)
                 await upsert_cursor(conn, cursor[0], cursor[1], now)
             if received_id is not None:
                 await conn.execute("DELETE FROM received WHERE id = $1", received_id)
@@ -330,17 +460,26 @@ class PostgresStore:
         )
         return [str(row[0]) for row in rows]
 
-    async def pending(self, source: str, after_seq: int, limit: int) -> list[InboxEntry]:
-        """Pending entries after ``after_seq`` in inbox order, skipping blocked keys."""
+    async def pending(
+        self,
+        source: str,
+        after_seq: int,
+        limit: int,
+        partitions: Sequence[int] | None = None,
+    ) -> list[InboxEntry]:
+        """Pending entries after ``after_seq`` in inbox order, skipping blocked keys; only those
+        of ``partitions`` when given (a worker applies its own partitions' entries)."""
         rows = await self._db.read(
             f"SELECT {_ENTRY_COLUMNS} FROM inbox i"
             " WHERE i.source = $1 AND i.state = 'pending' AND i.seq > $2"
+            " AND ($4::int4[] IS NULL OR i.part = ANY($4::int4[]))"
             " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.source = i.source"
             "   AND d.key = i.key AND d.blocking AND d.resolved_at IS NULL)"
             " ORDER BY i.seq LIMIT $3",
             source,
             after_seq,
             limit,
+            list(partitions) if partitions is not None else None,
         )
         return [entry_from(row) for row in rows]
 

@@ -65,7 +65,7 @@ def bigchat_flow(
         landing_horizon=landing_horizon,
         history_retry=recover_retry,
     )
-    return Flow(source, sink, journal=journal, prune=sink.prune)
+    return Flow(source, sink, journal=journal, prune=sink.prune, forget=sink.forget_cached)
 
 
 @asynccontextmanager

@@ -93,6 +93,12 @@ class OurApiSink:
         self._intents: set[int] = set()
         """Entries whose POST this process sent and saw fail without knowing if it landed."""
 
+    def forget_cached(self) -> None:
+        """Forget what was read of OurAPI and the conversation states: another worker applied
+        these conversations meanwhile (several workers, a partition taken over)."""
+        self._held.clear()
+        self.states.forget_cached()
+
     async def apply(self, entry: InboxEntry) -> None:
         try:
             event = parse_event(json.loads(entry.payload), self.clock.now())
