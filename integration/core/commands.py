@@ -103,7 +103,7 @@ def run_async(work: Any) -> int:
 # -- the commands every sync has -----------------------------------------------------------
 
 STATE_FLAGS = ("state_db", "state_url", "log_level", "log_format")
-STATUS_FLAGS = (*STATE_FLAGS, "inbox_url")
+STATUS_FLAGS = (*STATE_FLAGS, "inbox_url", "inbox_name")
 """``status`` also shows, for several workers, each partition's lag in JetStream."""
 
 
@@ -243,7 +243,11 @@ async def show_status(sync: Sync[Any], settings: SyncSettings) -> int:
 
             assert isinstance(store, PostgresStore)
             distributed = await partition_lines(
-                store, sync.name, settings.inbox_url, settings.worker_ttl
+                store,
+                sync.name,
+                settings.inbox_url,
+                settings.worker_ttl,
+                inbox_name=settings.inbox_name,
             )
     finally:
         await store.close()

@@ -85,7 +85,7 @@ def coordinator(
     assert isinstance(store, PostgresStore)  # the settings require STATE_URL with INBOX_URL
     return Coordinator(
         store,
-        JetStreamInbox(settings.inbox_url, name, settings.partitions),
+        JetStreamInbox(settings.inbox_url, settings.inbox_name or name, settings.partitions),
         name,
         new_worker_id(),
         {flow.name: flow.keyspace for flow in flows},

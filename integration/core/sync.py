@@ -87,6 +87,13 @@ class SyncSettings(BaseSettings):
         description="several workers: NATS JetStream (nats://...) carries the inbox's entries "
         "to the partitions' owners; needs STATE_URL and the distributed extra",
     )
+    inbox_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="several workers: names the JetStream stream (IW_<NAME>) and its subjects "
+        "(iw.<name>.p.<n>); default: the sync's name. Two deployments of one sync on one NATS "
+        "server need different names",
+    )
     partitions: int = Field(
         16,
         ge=1,

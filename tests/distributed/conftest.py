@@ -7,44 +7,17 @@ passes by skipping them.
 
 from __future__ import annotations
 
-import functools
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 
 from integration.core.distributed.jetstream import JetStreamInbox
+from tests.helpers.nats import nats_url
 
-NATS_URL = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
 PARTITIONS = 4
-
-
-@functools.cache
-def _nats_unavailable() -> str | None:
-    """Why the tests cannot use NATS, or None when they can."""
-    parts = urlsplit(NATS_URL)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 4222
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            pass
-    except OSError as exc:
-        return f"NATS is not reachable at {host}:{port} ({exc})"
-    return None
-
-
-def nats_url() -> str:
-    """The server's URL; skips the test where there is none (fails it where CI requires one)."""
-    reason = _nats_unavailable()
-    if reason is not None:
-        if os.environ.get("CI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and CI_REQUIRE_SERVICES=1 requires it", pytrace=False)
-        pytest.skip(reason)
-    return NATS_URL
 
 
 def fresh_sync() -> str:

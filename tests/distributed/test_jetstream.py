@@ -24,7 +24,8 @@ from integration.core.distributed.jetstream import (
 )
 from integration.core.distributed.partitions import partition_of
 from integration.core.state.records import NewEntry
-from tests.distributed.conftest import PARTITIONS, fresh_sync, nats_url
+from tests.distributed.conftest import PARTITIONS, fresh_sync
+from tests.helpers.nats import nats_url
 
 KEYSPACE = "chats"
 

@@ -122,7 +122,7 @@ def test_status_and_dead_letters_take_only_the_state_and_log_settings() -> None:
     state = {"--state-db", "--state-url", "--log-level", "--log-format"}
     assert _setting_flags("dead-letters") == state
     # And status the inbox, for the partitions' lag when several workers run.
-    assert _setting_flags("status") == state | {"--inbox-url"}
+    assert _setting_flags("status") == state | {"--inbox-url", "--inbox-name"}
 
 
 def test_verify_and_demo_do_not_offer_worker_settings_they_ignore() -> None:

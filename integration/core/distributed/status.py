@@ -13,7 +13,12 @@ from .roles import Membership
 
 
 async def partition_lines(
-    store: PostgresStore, sync: str, inbox_url: str | None, ttl: float
+    store: PostgresStore,
+    sync: str,
+    inbox_url: str | None,
+    ttl: float,
+    *,
+    inbox_name: str | None = None,
 ) -> list[str]:
     """The lines ``status`` prints; none when the state was never run by several workers."""
     membership = Membership(store, sync, f"status-{socket.gethostname()}", 0, ttl)
@@ -33,7 +38,7 @@ async def partition_lines(
     ]
     lags: dict[int, str] = {}
     if inbox_url is not None:
-        inbox = JetStreamInbox(inbox_url, sync, len(rows))
+        inbox = JetStreamInbox(inbox_url, inbox_name or sync, len(rows))
         try:
             await inbox.connect()
             try:

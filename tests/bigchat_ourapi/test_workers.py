@@ -1,0 +1,203 @@
+"""Three workers on JetStream and PostgreSQL, killed over and over, the poller among them.
+
+The world is as hostile as in the one-process crash suite: BigChat live (each event served once,
+repeated texts, events in one second, messages long after the END), with 5xx, duplicates and late
+events; OurAPI with 5xx and ambiguous writes (the write lands, the answer is lost). SIGKILLs land
+on any of the three workers at random moments, and on the poller right before or right after
+BigChat serves it a page. Then the world stops, the faults go off, the workers drain, and OurAPI
+must hold every conversation exactly once (checked against BigChat's full history).
+
+Seeded: ``CRASH_SEED=N pytest tests/bigchat_ourapi/test_workers.py`` replays a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from big_chat.app import FAULTS as BIGCHAT_FAULTS
+from our_api.app import INJECTOR as OURAPI_FAULTS
+from our_api.settings import FaultSettings as OurApiFaults
+from tests.helpers.nats import nats_url
+from tests.helpers.stores import postgres_database
+
+from .processes import WorkerProcess
+from .test_crash import worker_env
+from .test_crash_suite import LIVE_BIGCHAT, OURAPI, LiveClock, PageKiller
+from .test_sync import assert_mirrored
+
+pytestmark = pytest.mark.slow  # three worker processes, killed a score of times
+
+KILLS = 18
+WORKERS = 3
+PARTITIONS = 6
+
+
+async def poller_pid(url: str) -> int | None:
+    """The pid of the worker holding the poller role (its id is ``host-pid-random``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        holder = await conn.fetchval(
+            "SELECT holder FROM integration.fences WHERE name = 'poller:bigchat'"
+        )
+    except asyncpg.UndefinedTableError:  # no worker has created the schema yet
+        return None
+    finally:
+        await conn.close()
+    return int(holder.rsplit("-", 2)[1]) if holder else None
+
+
+async def progress(url: str, nats: str, inbox_name: str) -> tuple[float, int, int]:
+    """(cursor, pending entries, messages in JetStream not yet stored) as seen from outside."""
+    import asyncpg
+
+    from integration.core.distributed.jetstream import JetStreamInbox
+
+    conn = await asyncpg.connect(url)
+    try:
+        cursor = await conn.fetchval(
+            "SELECT position FROM integration.cursors WHERE name = 'bigchat'"
+        )
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM integration.inbox WHERE state = 'pending'"
+        )
+        offsets = await conn.fetch("SELECT part, stream_offset FROM integration.partitions")
+    finally:
+        await conn.close()
+    inbox = JetStreamInbox(nats, inbox_name, PARTITIONS)
+    unread = 0
+    try:
+        for row in offsets:
+            unread += await inbox.pending_after(row["part"], row["stream_offset"])
+    finally:
+        await inbox.close()
+    return float(cursor or 0), int(pending), unread
+
+
+async def delete_stream(nats: str, inbox_name: str) -> None:
+    import nats as nats_py
+
+    from integration.core.distributed.jetstream import stream_name
+
+    client = await nats_py.connect(nats, max_reconnect_attempts=1)
+    try:
+        await client.jetstream().delete_stream(stream_name(inbox_name))
+    except Exception:  # never created (the run failed before): nothing to clean
+        pass
+    finally:
+        await client.close()
+
+
+async def test_three_workers_killed_over_and_over_apply_every_event_exactly_once(
+    start_standins: Any, spawn: Any, tmp_path: Path
+) -> None:
+    nats = nats_url()
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1_000_000))
+    rng = random.Random(seed)
+    clock = LiveClock()
+    standins = await start_standins(
+        bigchat={"seed": seed % 1000, **LIVE_BIGCHAT}, ourapi=OURAPI, clock=clock
+    )
+    killer = PageKiller(standins.bigchat_app)
+    inbox_name = f"t{uuid.uuid4().hex[:10]}"
+    async with postgres_database() as url:
+        env = worker_env(
+            standins,
+            STATE_URL=url,
+            INBOX_URL=nats,
+            INBOX_NAME=inbox_name,
+            PARTITIONS=str(PARTITIONS),
+            WORKER_TTL="2",
+            MAX_WINDOW="60",
+            CONCURRENCY="8",
+            HTTP_TIMEOUT="2",
+        )
+        logs = [tmp_path / f"worker{i}.log" for i in range(WORKERS)]
+        context = f"seed {seed} (replay with CRASH_SEED={seed}); worker logs in {tmp_path}"
+        try:
+            workers: list[WorkerProcess] = [await spawn(env, log) for log in logs]
+            for worker in workers:
+                await worker.wait_started(0)
+            async with asyncio.timeout(30):  # the first poller has taken the role
+                # Polling: the role is taken in another process, with nothing to wait on here.
+                while await poller_pid(url) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            kills = poller_kills = 0
+            while kills < KILLS:
+                await asyncio.sleep(rng.uniform(0.3, 1.2))
+                for i, worker in enumerate(workers):
+                    assert worker.process.returncode in (None, -signal.SIGKILL), (
+                        f"worker {i} exited {worker.process.returncode} by itself; {context}\n"
+                        f"{worker.log()[-3000:]}"
+                    )
+                poller = await poller_pid(url)
+                by_page = poller is not None and kills % 3 == 0
+                if by_page:
+                    # The poller, right before or right after a page is served: events that
+                    # BigChat will never serve again are in flight.
+                    victim = next((w for w in workers if w.pid == poller), None)
+                    if victim is None:
+                        continue  # the role is between holders
+                    killer.arm(victim, rng.randint(1, 3), before=rng.random() < 0.5)
+                    try:
+                        await asyncio.wait_for(victim.process.wait(), 5)
+                    except TimeoutError:
+                        victim.process.kill()
+                        await victim.process.wait()
+                    killer.arm(victim, None, before=False)
+                else:
+                    victim = rng.choice(workers)
+                    victim.process.kill()
+                    await victim.process.wait()
+                poller_kills += victim.pid == poller
+                kills += 1
+                index = workers.index(victim)
+                starts = victim.starts_logged()
+                workers[index] = await spawn(env, logs[index])
+                # A death while Python is still importing proves nothing: the next kill comes
+                # once the new worker has started.
+                await workers[index].wait_started(starts)
+
+            # The storm is over: the world stops, faults off; the three drain what is left.
+            end = clock.freeze()
+            standins.frozen_now = end
+            standins.bigchat_app[BIGCHAT_FAULTS].update(
+                {"error_rate": 0, "late_rate": 0, "duplicate_rate": 0}
+            )
+            standins.ourapi_app[OURAPI_FAULTS].update(OurApiFaults())
+            async with asyncio.timeout(180):
+                calm = 0
+                while calm < 3:
+                    await asyncio.sleep(0.5)
+                    for worker in workers:
+                        assert worker.process.returncode is None, (
+                            f"a worker exited {worker.process.returncode}; {context}\n"
+                            f"{worker.log()[-3000:]}"
+                        )
+                    cursor, pending, unread = await progress(url, nats, inbox_name)
+                    calm = calm + 1 if cursor >= end + 1 and pending == 0 and unread == 0 else 0
+            codes = [await worker.stop() for worker in workers]
+            assert codes == [0] * WORKERS, context
+        finally:
+            await delete_stream(nats, inbox_name)
+
+    assert kills >= 15
+    assert poller_kills >= 3, f"the poller was killed {poller_kills} time(s); {context}"
+    report = await standins.verify()
+    print(
+        f"seed {seed}: {kills} kills ({poller_kills} of the poller); "
+        f"{report.conversations} conversations, {report.messages_expected} messages"
+    )
+    try:
+        assert_mirrored(report)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{context}") from None
