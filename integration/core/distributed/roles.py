@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from ..http import mask_url
+from ..state.pg_schema import quoted_schema
 from ..state.pg_writer import DB_ERRORS, one_line
 from ..state.postgres import PostgresStore
 from ..state.records import StateError
@@ -249,7 +250,7 @@ class PollerLock:
         where = mask_url(self.url)
         try:
             conn = await asyncpg.connect(
-                self.url, timeout=10.0, server_settings={"search_path": f'"{self.schema}"'}
+                self.url, timeout=10.0, server_settings={"search_path": quoted_schema(self.schema)}
             )
         except (*DB_ERRORS, ValueError) as exc:
             raise one_line(where, exc) from exc
@@ -280,7 +281,7 @@ class PollerLock:
             return
         try:
             await self._conn.fetchval("SELECT 1", timeout=5.0)
-        except (*DB_ERRORS, asyncpg.exceptions.InterfaceError) as exc:
+        except Exception as exc:  # whatever the driver says, the lock can no longer be trusted
             raise StateError(
                 f"{mask_url(self.url)}: lost the connection holding the poller role "
                 f"({' '.join(str(exc).split()) or type(exc).__name__}); stopping"
