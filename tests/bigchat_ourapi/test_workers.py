@@ -16,10 +16,13 @@ import asyncio
 import os
 import random
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from big_chat.app import FAULTS as BIGCHAT_FAULTS
@@ -28,7 +31,7 @@ from our_api.settings import FaultSettings as OurApiFaults
 from tests.helpers.nats import nats_url
 from tests.helpers.stores import postgres_database
 
-from .processes import WorkerProcess
+from .processes import ROOT, WorkerProcess
 from .test_crash import worker_env
 from .test_crash_suite import LIVE_BIGCHAT, OURAPI, LiveClock, PageKiller
 from .test_sync import assert_mirrored
@@ -42,8 +45,6 @@ PARTITIONS = 6
 
 async def poller_pid(url: str) -> int | None:
     """The pid of the worker holding the poller role (its id is ``host-pid-random``)."""
-    import asyncpg
-
     conn = await asyncpg.connect(url)
     try:
         holder = await conn.fetchval(
@@ -56,10 +57,10 @@ async def poller_pid(url: str) -> int | None:
     return int(holder.rsplit("-", 2)[1]) if holder else None
 
 
-async def progress(url: str, nats: str, inbox_name: str) -> tuple[float, int, int]:
+async def progress(
+    url: str, nats: str, inbox_name: str, partitions: int = PARTITIONS
+) -> tuple[float, int, int]:
     """(cursor, pending entries, messages in JetStream not yet stored) as seen from outside."""
-    import asyncpg
-
     from integration.core.distributed.jetstream import JetStreamInbox
 
     conn = await asyncpg.connect(url)
@@ -73,7 +74,7 @@ async def progress(url: str, nats: str, inbox_name: str) -> tuple[float, int, in
         offsets = await conn.fetch("SELECT part, stream_offset FROM integration.partitions")
     finally:
         await conn.close()
-    inbox = JetStreamInbox(nats, inbox_name, PARTITIONS)
+    inbox = JetStreamInbox(nats, inbox_name, partitions)
     unread = 0
     try:
         for row in offsets:
@@ -201,3 +202,105 @@ async def test_three_workers_killed_over_and_over_apply_every_event_exactly_once
         assert_mirrored(report)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{context}") from None
+
+
+# -- the shell around several workers ----------------------------------------------------------
+
+
+def run_py(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(("STATE_", "INBOX_"))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+        cwd=ROOT,
+    )
+
+
+def test_an_inbox_without_a_shared_state_is_refused_in_one_line_naming_both() -> None:
+    done = run_py("run", INBOX_URL="nats://127.0.0.1:4222")
+
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "INBOX_URL" in line and "STATE_URL" in line
+
+
+def test_drain_mode_with_several_workers_is_refused_in_one_line() -> None:
+    done = run_py(
+        "run",
+        "--once",
+        INBOX_URL="nats://127.0.0.1:4222",
+        STATE_URL="postgresql://postgres@127.0.0.1:5432/postgres",
+    )
+
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "--once drains with one process" in line
+
+
+async def test_a_worker_that_loses_the_connection_holding_the_poller_role_stops_with_status_1(
+    start_live_standins: Any, spawn: Any, tmp_path: Path
+) -> None:
+    nats = nats_url()
+    standins = await start_live_standins()
+    inbox_name = f"t{uuid.uuid4().hex[:10]}"
+    async with postgres_database() as url:
+        env = worker_env(standins, STATE_URL=url, INBOX_URL=nats, INBOX_NAME=inbox_name)
+        try:
+            worker = await spawn(env, tmp_path / "worker.log")
+            async with asyncio.timeout(30):
+                while await poller_pid(url) != worker.pid:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND objid = hashtext($1)::oid",
+                    "integration-worker:poller:bigchat",
+                )
+            finally:
+                await conn.close()
+
+            assert await worker.wait(30) == 1
+            assert "lost the connection holding the poller role" in worker.log()
+            assert "Traceback" not in worker.log()
+        finally:
+            await delete_stream(nats, inbox_name)
+
+
+async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_lag(
+    start_live_standins: Any, spawn: Any, tmp_path: Path
+) -> None:
+    nats = nats_url()
+    standins = await start_live_standins()
+    inbox_name = f"t{uuid.uuid4().hex[:10]}"
+    async with postgres_database() as url:
+        env = worker_env(
+            standins, STATE_URL=url, INBOX_URL=nats, INBOX_NAME=inbox_name, PARTITIONS="4"
+        )
+        try:
+            workers = [await spawn(env, tmp_path / f"worker{i}.log") for i in range(2)]
+            async with asyncio.timeout(30):
+                while await poller_pid(url) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+                while True:
+                    cursor, pending, unread = await progress(url, nats, inbox_name, 4)
+                    if cursor >= standins.frozen_now and pending == 0 and unread == 0:
+                        break
+                    await asyncio.sleep(0.2)
+            shown = run_py("status", STATE_URL=url, INBOX_URL=nats, INBOX_NAME=inbox_name).stdout
+            assert [await w.stop() for w in workers] == [0, 0]
+        finally:
+            await delete_stream(nats, inbox_name)
+
+    lines = shown.splitlines()
+    assert any(line.startswith("workers          2 live: ") for line in lines), shown
+    poller = next(line for line in lines if line.startswith("poller"))
+    assert "(fence epoch 1)" in poller
+    table = lines[lines.index(next(x for x in lines if "part  owner" in x)) + 1 :]
+    assert len(table) == 4
+    owners = {row.split()[1] for row in table}
+    assert len(owners) == 2  # two workers, two partitions each
+    assert {row.split()[-1] for row in table} == {"0"}  # nothing waiting in JetStream
