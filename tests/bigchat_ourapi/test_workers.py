@@ -28,6 +28,7 @@ import pytest
 from big_chat.app import FAULTS as BIGCHAT_FAULTS
 from our_api.app import INJECTOR as OURAPI_FAULTS
 from our_api.settings import FaultSettings as OurApiFaults
+from tests.helpers.cli import free_port
 from tests.helpers.nats import nats_url
 from tests.helpers.stores import postgres_database
 
@@ -281,7 +282,11 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
             standins, STATE_URL=url, INBOX_URL=nats, INBOX_NAME=inbox_name, PARTITIONS="4"
         )
         try:
-            workers = [await spawn(env, tmp_path / f"worker{i}.log") for i in range(2)]
+            port = free_port()
+            workers = [
+                await spawn({**env, "METRICS_PORT": str(port)}, tmp_path / "worker0.log"),
+                await spawn(env, tmp_path / "worker1.log"),
+            ]
             async with asyncio.timeout(30):
                 while await poller_pid(url) is None:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
@@ -291,6 +296,13 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
                         break
                     await asyncio.sleep(0.2)
             shown = run_py("status", STATE_URL=url, INBOX_URL=nats, INBOX_NAME=inbox_name).stdout
+            async with asyncio.timeout(15):  # each owned partition read once at least
+                while True:
+                    async with standins.session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        metrics = await resp.text()
+                    if metrics.count("integration_partition_lag_messages{") == 2:
+                        break
+                    await asyncio.sleep(0.2)
             assert [await w.stop() for w in workers] == [0, 0]
         finally:
             await delete_stream(nats, inbox_name)
@@ -304,3 +316,7 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
     owners = {row.split()[1] for row in table}
     assert len(owners) == 2  # two workers, two partitions each
     assert {row.split()[-1] for row in table} == {"0"}  # nothing waiting in JetStream
+    # The first worker's metrics: its role, and a lag per partition it owns.
+    assert "integration_poller_role " in metrics
+    lags = [x for x in metrics.splitlines() if x.startswith("integration_partition_lag_messages{")]
+    assert len(lags) == 2, metrics
