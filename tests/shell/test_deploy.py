@@ -52,3 +52,22 @@ def test_supervisors_wait_longer_than_a_clean_stop_can_take() -> None:
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(DEPLOY / "supervisord" / "integration-worker.conf")
     assert int(conf["program:integration-worker"]["stopwaitsecs"]) > longest_stop
+
+
+def test_the_several_workers_example_is_valid_settings_with_the_main_file() -> None:
+    extra = DEPLOY / "multi-worker" / "multi-worker.env"
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", extra.read_text(), re.MULTILINE))
+    assert names == {"STATE_URL", "INBOX_URL", "PARTITIONS", "WORKER_TTL"}
+    settings = Settings(_env_file=(ENV_FILE, extra))
+    assert settings.inbox_url is not None and settings.state_url is not None
+
+
+def test_the_several_workers_unit_restarts_like_the_single_one_and_reads_both_files() -> None:
+    unit = (DEPLOY / "multi-worker" / "integration-worker@.service").read_text().splitlines()
+    single = (DEPLOY / "systemd" / "integration-worker.service").read_text().splitlines()
+    for line in ("Restart=on-failure", f"RestartPreventExitStatus={EXIT_CONFIG}"):
+        assert line in unit
+    assert [x for x in unit if x.startswith("ExecStart=")] == [
+        x for x in single if x.startswith("ExecStart=")
+    ]
+    assert "EnvironmentFile=/etc/integration-worker/multi-worker.env" in unit
