@@ -1,7 +1,8 @@
 """The worker's HTTP endpoint for its supervisor and monitoring: ``/healthz`` and ``/metrics``.
 
 Healthy means the worker is doing its job, not merely that the process is up: the last poll
-succeeded within three poll intervals (one failed poll is normal, a source down for longer is
+succeeded within three poll intervals (several workers: only the one holding the poller role is
+judged by its polls) (one failed poll is normal, a source down for longer is
 not) and the state database takes a write (a full disk or a lost file stops everything). Before
 the first poll the three intervals count from the endpoint's start.
 
@@ -67,9 +68,12 @@ def _secs(value: float) -> str:
 
 def poll_reason(probe: Probe, now: float) -> str | None:
     """Why the polling is unhealthy, or None."""
+    if probe.stats.polling is False:
+        return None  # several workers: another one polls; this one applies
     limit = STALE_AFTER_INTERVALS * probe.poll_interval
     last = probe.stats.last_poll_ok_at
-    age = now - (last if last is not None else probe.started_at)
+    start = max(probe.started_at, probe.stats.polling_since or probe.started_at)
+    age = now - (last if last is not None else start)
     if age <= limit:
         return None
     what = "no successful poll" if last is not None else "no successful poll since start"
@@ -100,6 +104,8 @@ async def check(probe: Probe) -> Health:
         "cursor": iso(stats.cursor) if stats.cursor is not None else None,
         "poll_limit_seconds": round(STALE_AFTER_INTERVALS * probe.poll_interval, 3),
     }
+    if stats.polling is not None:
+        details["poller_role"] = stats.polling
     return Health(not reasons, reasons, details)
 
 

@@ -28,6 +28,8 @@ class Stats:
     """Several workers: messages waiting in JetStream per partition this worker owns."""
     polling: bool | None = None
     """Several workers: whether this worker holds the poller role (None: a lone process)."""
+    polling_since: float | None = None
+    """Several workers: when this worker took the poller role."""
 
     def observe_request(self, service: str, method: str, outcome: str) -> None:
         self.requests[(service, method, outcome)] += 1

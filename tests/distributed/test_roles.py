@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from integration.core.clock import SystemClock
 from integration.core.distributed.coordinator import Coordinator, DistributedSettings
 from integration.core.distributed.jetstream import JetStreamInbox
 from integration.core.distributed.partitions import partition_of
@@ -151,6 +152,7 @@ class Hooks:
 
     def __init__(self) -> None:
         self.stats = Stats()
+        self.clock = SystemClock()
         self.grew = asyncio.Event()
 
     def partition_busy(self, part: int) -> bool:

@@ -113,6 +113,27 @@ async def test_counts_from_start_before_the_first_poll(
     assert body["reasons"] == ["no successful poll since start for 31 s (limit 30 s)"]
 
 
+async def test_a_worker_that_does_not_hold_the_poller_role_is_not_judged_by_polls(
+    store: SQLiteStore, session: aiohttp.ClientSession
+) -> None:
+    # Several workers: only one polls; the others apply, and must not turn unhealthy for it.
+    clock = ManualClock(1_000.0)
+    stats = Stats(polling=False)
+    probe = Probe(stats, store, clock, poll_interval=10, started_at=1_000.0)
+    async with serve_probe(probe) as url:
+        clock.at = 1_100.0
+        status, body = await get_health(session, url)
+        assert status == 200
+        assert body["poller_role"] is False
+        # It takes the role over: the three intervals count from then.
+        stats.polling, stats.polling_since = True, 1_095.0
+        assert (await get_health(session, url))[0] == 200
+        clock.at = 1_126.0
+        status, body = await get_health(session, url)
+    assert status == 503
+    assert body["reasons"] == ["no successful poll since start for 31 s (limit 30 s)"]
+
+
 async def test_503_when_the_state_database_is_closed(
     store: SQLiteStore, session: aiohttp.ClientSession
 ) -> None:

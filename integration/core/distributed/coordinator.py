@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..clock import Clock
 from ..errors import TransientError
 from ..state.postgres import FenceLost, PostgresStore
 from ..state.records import InboxEntry, NewEntry
@@ -63,6 +64,9 @@ class WorkerHooks(Protocol):
 
     @property
     def stats(self) -> Stats: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass(frozen=True)
@@ -330,6 +334,7 @@ class Coordinator:
             return
         self.store.fence_cursors(self.poller.fence, epoch)
         self.stats.polling = True
+        self.stats.polling_since = self._hooks.clock.now() if self._hooks else None
         log.info("worker %s holds the poller role (epoch %d)", self.worker, epoch)
         polling = asyncio.create_task(lead(stopping), name="lead")
         try:
