@@ -220,3 +220,21 @@ async def test_a_new_owner_reads_from_the_stored_offset_not_where_the_old_owner_
             await js.delete_stream(inbox.stream)
             await inbox.close()
             await new_inbox.close()
+
+
+async def test_entries_pending_from_a_single_worker_state_get_their_partitions_when_several_join(
+    store: PostgresStore,
+) -> None:
+    entries = [
+        NewEntry(key=str(k), kind="MESSAGE", fingerprint=f"f{k}", payload="{}") for k in range(12)
+    ]
+    await store.store_page("bigchat", entries)  # stored by one worker: no partitions yet
+    store.partition_by(3, {"bigchat": "bigchat"})
+
+    assert await store.assign_missing_partitions() == 12
+
+    for part in range(3):
+        mine = await store.pending("bigchat", 0, 100, partitions=[part])
+        assert {e.key for e in mine} == {
+            str(k) for k in range(12) if partition_of("bigchat", str(k), 3) == part
+        }
