@@ -85,7 +85,13 @@ def coordinator(
     assert isinstance(store, PostgresStore)  # the settings require STATE_URL with INBOX_URL
     return Coordinator(
         store,
-        JetStreamInbox(settings.inbox_url, settings.inbox_name or name, settings.partitions),
+        JetStreamInbox(
+            settings.inbox_url,
+            settings.inbox_name or name,
+            settings.partitions,
+            # Kept as long as the inbox table keeps what it de-duplicates against.
+            max_age=settings.retention,
+        ),
         name,
         new_worker_id(),
         {flow.name: flow.keyspace for flow in flows},
