@@ -67,6 +67,9 @@ class EngineSettings:
     pruned (their fingerprints no longer de-duplicate). See ``SQLiteStore.prune``."""
     prune_interval: float = 600.0
     """Seconds between prunes; the first runs ``PRUNE_FIRST_DELAY`` after the start."""
+    recovery_retry: float = 60.0
+    """Seconds between attempts of a recovery that did not complete, while polls succeed (a
+    worker may run for days without a failed poll or a restart to try it again)."""
 
 
 @dataclass
@@ -184,6 +187,8 @@ class Engine:
         }
         self.drained = False
         """Drain mode: True once everything applicable was applied (not stopped by a signal)."""
+        self._recovery_tried: dict[str, float] = {}
+        """Flows whose last recovery did not complete: when it was last tried (monotonic)."""
         self.drain_problems: list[str] = []
         """Drain mode: why the drain is incomplete (a poll that failed); empty when complete."""
 
@@ -394,6 +399,9 @@ class Engine:
                 if failed > 1:
                     log.info("%s: polling again after %d failed poll(s)", flow.name, failed)
                 failed = 0
+                tried = self._recovery_tried.get(flow.name)
+                if tried is not None and time.monotonic() - tried >= self.settings.recovery_retry:
+                    await self._recover(flow, "an earlier recovery did not complete")
             except IntegrationError as exc:
                 failed += 1
                 self._poll_failed(str(exc))
@@ -474,8 +482,10 @@ class Engine:
                 exc,
             )
             await self.store.meta_put(RECOVERY_DUE.format(name=flow.name), reason)
+            self._recovery_tried[flow.name] = time.monotonic()
         else:
             await self.store.meta_put(RECOVERY_DUE.format(name=flow.name), None)
+            self._recovery_tried.pop(flow.name, None)
         self._wake.set()
 
     async def _store_leftovers(self, flow: Flow) -> None:

@@ -257,8 +257,10 @@ async def test_a_worker_that_loses_the_connection_holding_the_poller_role_stops_
             conn = await asyncpg.connect(url)
             try:
                 await conn.execute(
+                    # This test's database only: other tests' pollers hold the same key in theirs.
                     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND objid = hashtext($1)::oid",
+                    " AND objid = hashtext($1)::oid AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())",
                     "integration-worker:poller:bigchat",
                 )
             finally:

@@ -153,3 +153,23 @@ async def test_a_recovery_that_failed_runs_again_at_the_next_start_even_after_a_
 
     assert pipeline.recoveries[0] == "unclean stop"
     assert len(pipeline.recoveries) == 2  # once more, then never again once it completed
+
+
+async def test_a_recovery_that_failed_runs_again_while_polling_works_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    # Several workers keep running for days: a recovery that failed (its source answering 5xx
+    # meanwhile) must not wait for the next failed poll or the next start.
+    store = SQLiteStore(tmp_path / "state.db")
+    await store.open()
+    await store.meta_put("running:test", "2026-01-01T00:00:00+00:00")  # an unclean stop
+    pipeline = FailingRecovery()
+    try:
+        engine = Engine(pipeline, store, ManualClock(NOW), settings(recovery_retry=0.05))
+        assert await run_for(engine, 0.5)
+        due = await store.meta_get("recovery-due:test")
+    finally:
+        await store.close()
+
+    assert pipeline.recoveries == ["unclean stop", "an earlier recovery did not complete"]
+    assert due is None

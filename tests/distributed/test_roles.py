@@ -15,7 +15,7 @@ from integration.core.clock import SystemClock
 from integration.core.distributed.coordinator import Coordinator, DistributedSettings
 from integration.core.distributed.jetstream import JetStreamInbox
 from integration.core.distributed.partitions import partition_of
-from integration.core.distributed.roles import Membership, PollerLock, assigned
+from integration.core.distributed.roles import Membership, PollerLock
 from integration.core.state.postgres import FenceLost, PostgresStore
 from integration.core.state.records import NewEntry, StateError
 from integration.core.stats import Stats
@@ -48,17 +48,6 @@ async def age_heartbeat(store: PostgresStore, worker: str, seconds: float) -> No
         )
 
     await store.write(op)
-
-
-@pytest.mark.parametrize("workers", [1, 2, 3, 4, 5, 7, 16, 20])
-def test_live_workers_split_the_partitions_each_once_and_none_above_its_fair_share(
-    workers: int,
-) -> None:
-    names = [f"w{i}" for i in range(workers)]
-    shares = {name: assigned(names, name, 16) for name in names}
-    every = sorted(p for share in shares.values() for p in share)
-    assert every == list(range(16))
-    assert max(len(share) for share in shares.values()) <= math.ceil(16 / workers)
 
 
 def test_a_key_has_one_partition_for_good_and_shares_it_with_its_order() -> None:
@@ -107,8 +96,9 @@ async def test_an_owner_whose_claim_was_taken_over_stores_nothing_more(
 
 
 async def test_a_poller_that_lost_its_role_cannot_move_the_cursor(store: PostgresStore) -> None:
-    old = PollerLock(store.url, SYNC, "w1", store.schema)
-    new = PollerLock(store.url, SYNC, "w2", store.schema)
+    sync = fresh_sync()  # advisory locks are per database, and the tests share one
+    old = PollerLock(store.url, sync, "w1", store.schema)
+    new = PollerLock(store.url, sync, "w2", store.schema)
     epoch = await old.try_acquire()
     assert epoch == 1
     assert await new.try_acquire() is None  # held
@@ -129,14 +119,15 @@ async def test_a_poller_that_lost_its_role_cannot_move_the_cursor(store: Postgre
 async def test_losing_the_poller_locks_connection_is_an_error_that_stops_the_process(
     store: PostgresStore,
 ) -> None:
-    lock = PollerLock(store.url, SYNC, "w1", store.schema)
+    lock = PollerLock(store.url, fresh_sync(), "w1", store.schema)
     assert await lock.try_acquire() == 1
     await lock.check()
     admin = await asyncpg.connect(store.url)
     try:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-            " AND objid = hashtext($1)::oid AND pid != pg_backend_pid()",
+            " AND objid = hashtext($1)::oid AND pid != pg_backend_pid() AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
             lock.key,
         )
     finally:
@@ -238,3 +229,59 @@ async def test_entries_pending_from_a_single_worker_state_get_their_partitions_w
         assert {e.key for e in mine} == {
             str(k) for k in range(12) if partition_of("bigchat", str(k), 3) == part
         }
+
+
+async def settle(coordinators: list[Coordinator], rounds: int = 4) -> dict[str, set[int]]:
+    """A few rebalance rounds of every coordinator in turn; who owns what, as the table says."""
+    for _ in range(rounds):
+        for coordinator in coordinators:
+            await coordinator.membership.heartbeat()
+            await coordinator._rebalance()
+    owners: dict[str, set[int]] = {c.worker: set() for c in coordinators}
+    for row in await coordinators[0].membership.table():
+        assert row.owner in owners, f"partition {row.part}: owner {row.owner}"
+        owners[row.owner].add(row.part)
+    for coordinator in coordinators:
+        assert set(coordinator.feeding()) == owners[coordinator.worker]
+    return owners
+
+
+async def test_workers_coming_and_going_own_each_partition_once_within_their_share_keeping_theirs(
+    store: PostgresStore,
+) -> None:
+    name = fresh_sync()
+    settings = DistributedSettings(partitions=16, heartbeat=0.2, worker_ttl=1.0)
+    coordinators = [
+        Coordinator(store, JetStreamInbox(nats_url(), name, 16), SYNC, f"w{i}", {}, settings)
+        for i in range(3)
+    ]
+    try:
+        first, second, third = coordinators
+        await first.start(Hooks())
+        assert {p for o in (await settle([first])).values() for p in o} == set(range(16))
+
+        await second.start(Hooks())
+        owners = await settle([first, second])
+        assert sorted(len(o) for o in owners.values()) == [8, 8]
+
+        await third.start(Hooks())
+        owners = await settle([first, second, third])
+        assert sum(len(o) for o in owners.values()) == 16
+        assert max(len(o) for o in owners.values()) <= math.ceil(16 / 3)
+
+        # The first dies: the other two take its partitions and keep their own.
+        kept = {w: set(owners[w]) for w in ("w1", "w2")}
+        await first._cancel_consumers(list(first._owned))
+        await age_heartbeat(store, "w0", 10)
+        await asyncio.sleep(0.1)
+        owners = await settle([second, third])
+        assert owners["w1"] | owners["w2"] == set(range(16))
+        assert max(len(owners[w]) for w in ("w1", "w2")) <= 8
+        assert all(kept[w] <= owners[w] for w in ("w1", "w2"))
+    finally:
+        for coordinator in coordinators:
+            await coordinator._cancel_consumers(list(coordinator._owned))
+        js = await coordinators[0].inbox._context()
+        await js.delete_stream(coordinators[0].inbox.stream)
+        for coordinator in coordinators:
+            await coordinator.inbox.close()

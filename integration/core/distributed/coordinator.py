@@ -35,7 +35,7 @@ from ..state.records import InboxEntry, NewEntry
 from ..stats import Stats
 from .jetstream import InboxUnavailable, JetStreamInbox
 from .partitions import partition_of
-from .roles import Claim, Membership, PollerLock, assigned
+from .roles import Claim, Membership, PollerLock, fair_share
 
 log = logging.getLogger("integration.distributed")
 
@@ -207,24 +207,44 @@ class Coordinator:
                 pass
 
     async def _rebalance(self) -> None:
+        """Move towards this worker's share, ceil(P / live workers), keeping what it owns
+        (sticky: a worker joining or leaving moves only the partitions it must, not the whole
+        split). Over its share, it gives the extras up once none of their entries is in flight;
+        under it, it claims partitions that are free or whose owner is gone."""
         assert self._hooks is not None
-        live = await self.membership.live()
-        mine = set(assigned(live, self.worker, self.settings.partitions))
-        for part in sorted(set(self._owned) - mine):
-            owned = self._owned[part]
-            if not owned.releasing:
-                owned.releasing = True
-                log.info("partition %d: giving it up (now %d live worker(s))", part, len(live))
-            if not self._hooks.partition_busy(part):
+        live = set(await self.membership.live()) | {self.worker}
+        share = fair_share(self.settings.partitions, len(live))
+        active = sorted(p for p, owned in self._owned.items() if not owned.releasing)
+        for part in active[share:]:
+            self._owned[part].releasing = True
+            log.info(
+                "partition %d: giving it up (%d live worker(s): a share is %d)",
+                part,
+                len(live),
+                share,
+            )
+        for part, owned in sorted(self._owned.items()):
+            if owned.releasing and not self._hooks.partition_busy(part):
                 await self._cancel_consumers([part])
                 await self._hooks.flush_done()
                 await self.membership.release(owned.claim)
                 log.info("partition %d: released", part)
-        gained = []
-        for part in sorted(mine - set(self._owned)):
+        room = share - sum(1 for owned in self._owned.values() if not owned.releasing)
+        if room <= 0:
+            return
+        claimable = [
+            row.part
+            for row in await self.membership.table()
+            if row.part not in self._owned
+            and (row.owner is None or row.owner == self.worker or not row.owner_alive)
+        ]
+        gained: list[int] = []
+        for part in claimable:
+            if len(gained) >= room:
+                break
             claim = await self.membership.claim(part)
             if claim is None:
-                continue  # its owner is alive and still finishing: next time
+                continue  # another worker was quicker, or the owner came back
             task = asyncio.create_task(self._consume(claim), name=f"partition-{part}")
             task.add_done_callback(self._consumer_ended)
             self._owned[part] = _Owned(claim, task)

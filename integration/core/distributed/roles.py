@@ -3,10 +3,10 @@
 - **Membership**: each worker heartbeats a row; a worker whose heartbeat is older than the TTL
   is gone. Times are the database server's clock, so workers on hosts with skewed clocks agree.
 - **Partitions**: each partition has one row: its owner, the epoch of the owner's claim, and the
-  offset in the JetStream stream up to which its entries are stored in the inbox table. Live
-  workers split the partitions by a rule every worker computes the same way (``assigned``), so
-  each owns at most ceil(P / live workers). A partition is claimed only when free or when its
-  owner is gone, and every claim raises the epoch: an owner that lost its claim finds out at its
+  offset in the JetStream stream up to which its entries are stored in the inbox table. Each
+  worker owns at most its share, ceil(P / live workers), keeping what it has (the coordinator's
+  ``_rebalance``). A partition is claimed only when free or when its owner is gone, and every
+  claim raises the epoch: an owner that lost its claim finds out at its
   next write (``PostgresStore.store_owned`` checks the epoch) and stops.
 - **The poller role**: one worker polls the sources. It holds a session advisory lock on a
   connection of its own; taking the role raises the poller fence's epoch, which every cursor
@@ -21,7 +21,6 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -43,15 +42,8 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def assigned(workers: Sequence[str], me: str, partitions: int) -> list[int]:
-    """The partitions ``me`` should own when ``workers`` are live: round robin over the sorted
-    names, so every worker computes the same split and none gets more than ceil(P / n)."""
-    live = sorted(set(workers) | {me})
-    index = live.index(me)
-    return [p for p in range(partitions) if p % len(live) == index]
-
-
 def fair_share(partitions: int, workers: int) -> int:
+    """The most partitions one of ``workers`` live workers may own."""
     return math.ceil(partitions / max(workers, 1))
 
 
