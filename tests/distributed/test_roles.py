@@ -285,3 +285,21 @@ async def test_workers_coming_and_going_own_each_partition_once_within_their_sha
         await js.delete_stream(coordinators[0].inbox.stream)
         for coordinator in coordinators:
             await coordinator.inbox.close()
+
+
+def test_status_of_a_postgresql_state_needs_nats_only_when_an_inbox_is_named() -> None:
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, integration.core.commands, integration.core.distributed.status;"
+            " print('nats' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "False"

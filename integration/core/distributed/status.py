@@ -8,7 +8,6 @@ import socket
 
 from ..http import mask_url
 from ..state.postgres import PostgresStore
-from .jetstream import InboxUnavailable, JetStreamInbox
 from .roles import Membership
 
 
@@ -38,6 +37,9 @@ async def partition_lines(
     ]
     lags: dict[int, str] = {}
     if inbox_url is not None:
+        # nats-py only when asked: a PostgreSQL state run by one worker needs none of it.
+        from .jetstream import InboxUnavailable, JetStreamInbox
+
         inbox = JetStreamInbox(inbox_url, inbox_name or sync, len(rows))
         try:
             await inbox.connect()
