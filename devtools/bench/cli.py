@@ -11,6 +11,7 @@ Exit status 1 if any run failed its check.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -91,6 +92,9 @@ HISTORY = 3600.0
 )
 # For tests and investigations: run only these (comma-separated names).
 @click.option("--only", default=None, hidden=True)
+# For profiling: a command line the worker's own is run under, e.g. "py-spy record -o W.raw
+# --format raw --" (its CPU figures are then the wrapper's and the worker's together).
+@click.option("--wrap-worker", default=None, hidden=True)
 def command(**options: Any) -> None:
     sys.exit(main(argparse.Namespace(**options)))
 
@@ -149,6 +153,8 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
     runs: list[RunResult] = []
     try:
         bench = Bench(workload, bigchat, directory, args.latency_ms, timeout)
+        if args.wrap_worker:
+            bench.worker_prefix = shlex.split(args.wrap_worker)
         if args.quick:
             bench.limit_requests = QUICK_LIMIT_REQUESTS
         for spec in specs:

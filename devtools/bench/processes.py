@@ -75,14 +75,16 @@ class Child:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path = REPO,
+        prefix: Sequence[str] = (),
     ) -> None:
-        """``env``: the child's whole environment (default: this process's)."""
+        """``env``: the child's whole environment (default: this process's); ``prefix``: a
+        command the child's Python runs under (a profiler)."""
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         self.started_at = time.time()
         self._proc = subprocess.Popen(
-            [sys.executable, *argv],
+            [*prefix, sys.executable, *argv],
             cwd=cwd,
             env=dict(os.environ if env is None else env),
             stdin=subprocess.DEVNULL,

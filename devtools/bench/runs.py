@@ -80,6 +80,8 @@ class Bench:
     timeout: float
     limit_requests: int = limit.REQUESTS
     """The single-connection run's bound: this many requests or ``limit.MAX_SECONDS``."""
+    worker_prefix: list[str] = field(default_factory=list)
+    """A command the worker runs under (a profiler); empty: the worker alone."""
 
     def run(self, spec: RunSpec) -> RunResult:
         where = self.directory / spec.name
@@ -295,6 +297,7 @@ class _Run:
             [str(REPO / "run.py"), "--once"],
             log_path=self.where / "worker.log",
             env={**env, **settings},
+            prefix=self.bench.worker_prefix,
             cwd=self.where,  # no .env from the repository: the settings are all given here
         )
         self.state_db = state_db
