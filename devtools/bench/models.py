@@ -125,6 +125,16 @@ class RunResult(BaseModel):
     # The single-connection run's own figures (None, and left out of the JSON, for the others).
     requests_per_s: float | None = None
     ms_per_request: float | None = None
+    # The distributed rows' own (None, and left out of the JSON, for the others).
+    workers: int | None = None
+    """Worker processes in the several-workers mode."""
+    partitions: int | None = None
+    settle_s: float | None = None
+    """Seconds from starting the workers until they had split the partitions (not measured)."""
+    startup_cpu_s: float | None = None
+    """The workers' CPU until then (imports, joining), left out of ``cpu_s``."""
+    machine_cpu_busy: float | None = None
+    """Share of the machine's CPU (all cores, every process) busy while the run worked."""
 
 
 class Target(BaseModel):

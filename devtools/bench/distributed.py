@@ -1,0 +1,496 @@
+"""The distributed row set: the same workload applied by 1, 2 and 3 worker processes in the
+several-workers mode (PostgreSQL state, JetStream inbox), each run on a database of its own.
+
+A run, in order:
+
+1. a fresh database (``CREATE DATABASE`` with a unique name) and no stream ``IW_BIGCHAT``: the
+   stream's name comes from the sync's, so the bench refuses to delete one that has consumers
+   (another run is reading it) rather than pull it from under someone;
+2. BigChat's ``/events`` closed (every call answered 500), so no worker polls yet;
+3. N plain ``python run.py`` processes with ``STATE_URL`` and ``INBOX_URL``, waited for until all
+   N are live, every partition is owned by one of them, none owns more than its share and one
+   holds the poller role: the measured work starts from a settled split, not from one worker
+   that owns everything until the others have joined;
+4. ``/events`` open again: the clock starts; the run ends when the cursor is past the workload
+   and every entry is applied (``done`` or ``dead``) in PostgreSQL, read from outside;
+5. the workers stopped (SIGTERM), the stream deleted, the database dropped.
+
+CPU is the workers' user + system time from ``/proc/<pid>/stat`` between 4's start and its end:
+the work, not the imports and the wait for the split. Each worker's peak RSS comes from
+``wait4`` when it is reaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import math
+import os
+import signal
+import socket
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .measure import AGENTS, CHATS, MESSAGES, by_route, throughput
+from .models import Applied, BigChatStats, OurApiStats, RunResult, Workload
+from .processes import REPO, STOP_TIMEOUT, Child, StandIn
+
+if TYPE_CHECKING:
+    import asyncpg
+
+DISTRIBUTED = "distributed"
+"""The row set's name for ``--only`` (every row), and its rows' prefix (``distributed-2``)."""
+WORKER_COUNTS = (1, 2, 3)
+SYNC = "bigchat"
+STREAM = "IW_BIGCHAT"
+"""``jetstream.stream_name(SYNC)``, spelled out: importing it would import nats-py."""
+PARTITIONS = 16
+WORKER_TTL = 5.0
+SETTLE_TIMEOUT = 60.0
+"""Seconds the workers may take to start and settle the split (bounded: they may not)."""
+POLL_EVERY = 0.1
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Services:
+    postgres_url: str
+    """A database on the server the runs create their own databases on (``postgres``)."""
+    nats_url: str
+
+
+def unavailable(services: Services) -> str | None:
+    """Why the distributed rows cannot run here (one line), or None when they can."""
+    for module, extra in (("asyncpg", "asyncpg"), ("nats", "nats-py")):
+        if importlib.util.find_spec(module) is None:
+            return f"{extra} is not installed (pip install -e '.[distributed]')"
+    for name, url, port in (
+        ("PostgreSQL", services.postgres_url, 5432),
+        ("NATS", services.nats_url, 4222),
+    ):
+        parts = urlsplit(url)
+        host = parts.hostname or "127.0.0.1"
+        try:
+            with socket.create_connection((host, parts.port or port), timeout=2):
+                pass
+        except OSError as exc:
+            return f"{name} is not reachable at {host}:{parts.port or port} ({exc})"
+    return None
+
+
+def database_url(server_url: str, database: str) -> str:
+    """``server_url`` with its database replaced by ``database``."""
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of ``pid`` so far (Linux /proc), None where it cannot be read."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: count the fields after its ")".
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core summed (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already in user
+    return (total - idle) / _CLK_TCK, total / _CLK_TCK
+
+
+def exactly_once_findings(stats: OurApiStats, workload: Workload) -> list[str]:
+    """What OurAPI's request counts say against "every event applied exactly once": a chat per
+    conversation, a message per MESSAGE and an agent per advisor, each created exactly once (a
+    second worker repeating an event shows here even where the end state looks right)."""
+    findings = []
+    for route, want, what in (
+        (CHATS, workload.conversations, "chats created"),
+        (MESSAGES, workload.messages, "messages posted"),
+        (AGENTS, workload.advisors, "agents created"),
+    ):
+        got = stats.count("POST", route)
+        if got != want:
+            findings.append(f"{what}: {got} != {want}")
+    failed = sum(r.count for r in stats.requests if r.status >= 500)
+    if failed:
+        findings.append(f"{failed} OurAPI request(s) answered >= 500")
+    return findings
+
+
+@dataclass
+class _Progress:
+    cursor: float | None
+    pending: int
+    done: int
+    dead: int
+
+    def drained(self, workload: Workload) -> bool:
+        return (
+            self.cursor is not None
+            and self.cursor >= workload.end
+            and self.pending == 0
+            and self.done + self.dead >= workload.events
+        )
+
+
+@dataclass
+class _Outcome:
+    applied: list[Applied] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+    """When ``/events`` opened: the run's start for lag."""
+    settle_s: float = 0.0
+    cpu_s: float = 0.0
+    startup_cpu_s: float = 0.0
+    machine_busy: float | None = None
+    dead: int = 0
+    bigchat_requests: int = 0
+    timed_out: bool = False
+
+
+def _http(method: str, url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10.0) as response:
+        return json.loads(response.read())
+
+
+class DistributedRun:
+    """One row: ``workers`` processes on a fresh database and stream."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        workers: int,
+        workload: Workload,
+        bigchat: StandIn,
+        ourapi: StandIn,
+        where: Path,
+        services: Services,
+        timeout: float,
+        worker_env: dict[str, str],
+        settings: dict[str, str],
+    ) -> None:
+        self.name = name
+        self.workers = workers
+        self.workload = workload
+        self.bigchat = bigchat
+        self.ourapi = ourapi
+        self.where = where
+        self.services = services
+        self.timeout = timeout
+        self.worker_env = worker_env
+        """The environment the workers inherit (the bench's, without the worker's settings)."""
+        self.settings = settings
+        """The workers' settings (BIGCHAT_URL...), without the state's and the inbox's."""
+        self.children: list[Child] = []
+
+    def measure(self) -> RunResult:
+        outcome = asyncio.run(self._run())
+        stats = OurApiStats.model_validate(self.ourapi.stats())
+        errors = outcome.errors
+        exits = [c.usage.exit_code if c.usage else None for c in self.children]
+        for child, code in zip(self.children, exits, strict=True):
+            if code != 0:
+                errors.append(f"{child.name}: exit status {code}:\n{child.tail()}")
+        if outcome.timed_out:
+            errors.append(f"did not drain within {self.timeout:g} s")
+        if len(outcome.applied) != self.workload.events:
+            errors.append(f"applied {len(outcome.applied)} of {self.workload.events} events")
+        if not errors:
+            errors.extend(exactly_once_findings(stats, self.workload))
+            # The bench's own check against BigChat's ground truth, as for every real run.
+            from . import verification
+
+            errors.extend(
+                verification.findings(
+                    self.bigchat.url, self.ourapi.url, self.workload.conversation_ids
+                )
+            )
+        t = throughput(outcome.applied, outcome.started_at)
+        n = max(1, t.events)
+        peak = max((c.usage.peak_rss_mb for c in self.children if c.usage), default=0.0)
+        wall = (
+            max(a.finished_at for a in outcome.applied) - outcome.started_at
+            if outcome.applied
+            else 0.0
+        )
+        return RunResult(
+            name=self.name,
+            events=t.events,
+            events_per_s=round(t.events_per_s, 1),
+            requests_per_event=round(stats.total / n, 3),
+            lag_p50_s=round(t.lag_p50_s, 3),
+            lag_p99_s=round(t.lag_p99_s, 3),
+            cpu_s_per_1000_events=round(outcome.cpu_s / n * 1000, 3),
+            peak_rss_mb=round(peak, 1),
+            verified=not errors,
+            expected_events=self.workload.events,
+            wall_s=round(wall, 2),
+            ourapi_requests=stats.total,
+            bigchat_requests=outcome.bigchat_requests,
+            bigchat_requests_per_event=round(outcome.bigchat_requests / n, 3),
+            cpu_s=round(outcome.cpu_s, 2),
+            concurrency=int(self.settings.get("CONCURRENCY", 0)) or _worker_default("concurrency"),
+            ourapi_max_in_flight=int(self.settings.get("OURAPI_MAX_IN_FLIGHT", 0))
+            or _worker_default("ourapi_max_in_flight"),
+            dead=outcome.dead,
+            exit_code=max((c for c in exits if c is not None), default=None, key=abs),
+            verify_detail="; ".join(errors)[:2000],
+            requests_by_route=by_route(stats),
+            workers=self.workers,
+            partitions=PARTITIONS,
+            settle_s=round(outcome.settle_s, 2),
+            startup_cpu_s=round(outcome.startup_cpu_s, 2),
+            machine_cpu_busy=outcome.machine_busy,
+        )
+
+    # -- the run, against PostgreSQL and NATS ----------------------------------------------
+
+    async def _run(self) -> _Outcome:
+        import asyncpg
+
+        outcome = _Outcome()
+        database = f"iw_bench_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(self.services.postgres_url, timeout=10.0)
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+            try:
+                await _delete_stream(self.services.nats_url, refuse_if_read=True)
+                db = None
+                try:
+                    db = await asyncpg.connect(
+                        database_url(self.services.postgres_url, database), timeout=10.0
+                    )
+                    await self._workers_at_work(db, database, outcome)
+                finally:
+                    self._stop_workers()
+                    self._open_events()  # whatever happened: the next run needs /events
+                    if db is not None:
+                        await db.close()
+                    await _delete_stream(self.services.nats_url, refuse_if_read=False)
+            finally:
+                # FORCE: a worker killed mid-run may leave a session behind for a moment.
+                await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        return outcome
+
+    async def _workers_at_work(
+        self, db: asyncpg.Connection, database: str, outcome: _Outcome
+    ) -> None:
+        _http("PATCH", f"{self.bigchat.url}/_standin/faults", {"error_rate": 1.0})
+        env = {
+            **self.worker_env,
+            **self.settings,
+            "STATE_URL": database_url(self.services.postgres_url, database),
+            "INBOX_URL": self.services.nats_url,
+            "PARTITIONS": str(PARTITIONS),
+            "WORKER_TTL": f"{WORKER_TTL:g}",
+        }
+        started = time.monotonic()
+        for i in range(1, self.workers + 1):
+            # A folder each: the page journal lives beside STATE_DB, relative to the cwd.
+            cwd = self.where / f"worker-{i}"
+            cwd.mkdir(parents=True, exist_ok=True)
+            self.children.append(
+                Child(
+                    f"{self.name}-worker-{i}",
+                    [str(REPO / "run.py")],
+                    log_path=self.where / f"worker-{i}.log",
+                    env=env,
+                    cwd=cwd,
+                )
+            )
+        settled = await self._settle(db, started + SETTLE_TIMEOUT, outcome)
+        if not settled:
+            return
+        outcome.settle_s = time.monotonic() - started
+        outcome.startup_cpu_s = self._cpu()
+        machine_before = machine_busy()
+        bigchat_before = BigChatStats.model_validate(self.bigchat.stats()).total
+        outcome.started_at = time.time()
+        self._open_events()
+        deadline = time.monotonic() + self.timeout
+        now: _Progress | None = None
+        while time.monotonic() < deadline:
+            now = await _progress(db)
+            if now is not None and now.drained(self.workload):
+                break
+            if self._exited(outcome):
+                return
+            await asyncio.sleep(POLL_EVERY)
+        else:
+            outcome.timed_out = True
+        outcome.cpu_s = self._cpu() - outcome.startup_cpu_s
+        busy_after = machine_busy()
+        spent = busy_after[1] - machine_before[1]
+        if spent > 0:
+            outcome.machine_busy = round((busy_after[0] - machine_before[0]) / spent, 3)
+        outcome.bigchat_requests = (
+            BigChatStats.model_validate(self.bigchat.stats()).total - bigchat_before
+        )
+        outcome.dead = now.dead if now else 0
+        rows = await db.fetch(
+            "SELECT occurred_at, finished_at FROM integration.inbox"
+            " WHERE source = $1 AND state = 'done' ORDER BY finished_at",
+            SYNC,
+        )
+        outcome.applied = [
+            Applied(event_at=float(r["occurred_at"]), finished_at=float(r["finished_at"]))
+            for r in rows
+        ]
+
+    async def _settle(self, db: asyncpg.Connection, deadline: float, outcome: _Outcome) -> bool:
+        """Wait (until ``deadline``) for every worker live, every partition owned by a live
+        worker, none owning more than its share, and the poller role held."""
+        share = math.ceil(PARTITIONS / self.workers)
+        while time.monotonic() < deadline:
+            if self._exited(outcome):
+                return False
+            if await _settled(db, self.workers, share):
+                return True
+            await asyncio.sleep(POLL_EVERY)
+        outcome.errors.append(
+            f"the {self.workers} worker(s) did not settle the partitions within "
+            f"{SETTLE_TIMEOUT:g} s:\n" + "\n".join(c.tail(5) for c in self.children)
+        )
+        return False
+
+    def _exited(self, outcome: _Outcome) -> bool:
+        """Whether a worker stopped by itself (it should not: it is stopped from here)."""
+        gone = [c for c in self.children if c.poll() is not None]
+        for child in gone:
+            outcome.errors.append(f"{child.name} exited during the run:\n{child.tail()}")
+        return bool(gone)
+
+    def _cpu(self) -> float:
+        return sum(cpu_seconds(c.pid) or 0.0 for c in self.children if c.usage is None)
+
+    def _open_events(self) -> None:
+        _http("PATCH", f"{self.bigchat.url}/_standin/faults", {"error_rate": 0.0})
+
+    def _stop_workers(self) -> None:
+        """SIGTERM to every worker at once (each one's clean stop), then reap them."""
+        for child in self.children:
+            if child.poll() is None:
+                os.kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in self.children:
+            # Not ``Child.stop`` at once: a second SIGTERM is the worker's "stop at once".
+            if child.wait(max(0.0, deadline - time.monotonic())) is None:
+                os.kill(child.pid, signal.SIGKILL)
+                child.wait(10.0)
+
+
+async def _progress(db: asyncpg.Connection) -> _Progress | None:
+    import asyncpg
+
+    try:
+        cursor = await db.fetchval("SELECT position FROM integration.cursors WHERE name = $1", SYNC)
+        rows = await db.fetch(
+            "SELECT state, count(*) AS n FROM integration.inbox WHERE source = $1 GROUP BY state",
+            SYNC,
+        )
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return None  # no worker has created the state yet
+    counts: dict[str, int] = {str(r["state"]): int(r["n"]) for r in rows}
+    return _Progress(
+        cursor=float(cursor) if cursor is not None else None,
+        pending=int(counts.get("pending", 0)),
+        done=int(counts.get("done", 0)),
+        dead=int(counts.get("dead", 0)),
+    )
+
+
+async def _settled(db: asyncpg.Connection, workers: int, share: int) -> bool:
+    import asyncpg
+
+    # The same clock and TTL as the workers' own ``Membership.live``.
+    live_sql = (
+        "SELECT worker FROM integration.workers WHERE sync = $1"
+        " AND heartbeat_at > extract(epoch from clock_timestamp()) - $2"
+    )
+    try:
+        live = {r["worker"] for r in await db.fetch(live_sql, SYNC, WORKER_TTL)}
+        owners = [
+            r["owner"]
+            for r in await db.fetch(
+                "SELECT owner FROM integration.partitions WHERE sync = $1", SYNC
+            )
+        ]
+        poller = await db.fetchval(
+            "SELECT holder FROM integration.fences WHERE name = $1", f"poller:{SYNC}"
+        )
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return False
+    if len(live) != workers or len(owners) != PARTITIONS or poller not in live:
+        return False
+    if any(owner not in live for owner in owners):
+        return False
+    return len(set(owners)) == workers and max(owners.count(w) for w in live) <= share
+
+
+async def _delete_stream(nats_url: str, *, refuse_if_read: bool) -> None:
+    """Delete ``STREAM`` if it exists. ``refuse_if_read``: not while a consumer reads it (another
+    run, or a worker left running, would lose its inbox)."""
+    import nats
+    import nats.js.errors
+
+    nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream(timeout=5.0)
+        try:
+            info = await js.stream_info(STREAM)
+        except nats.js.errors.NotFoundError:
+            return
+        if refuse_if_read and info.state.consumer_count:
+            raise RuntimeError(
+                f"stream {STREAM} on {nats_url} has {info.state.consumer_count} consumer(s): "
+                "something else is running sync bigchat on this NATS server; not deleting it"
+            )
+        await js.delete_stream(STREAM)
+    finally:
+        await nc.close()
+
+
+def _worker_default(setting: str) -> int:
+    from integration.pipelines.bigchat_ourapi.settings import BigChatOurApiSettings
+
+    return int(BigChatOurApiSettings.model_fields[setting].default)
+
+
+def ratios(runs: Sequence[RunResult]) -> list[tuple[RunResult, float | None, float | None]]:
+    """The distributed rows with their events/s and CPU per 1,000 events as a ratio to the
+    1-process row's (None where there is no such row, or it measured 0)."""
+    rows = sorted((r for r in runs if r.workers is not None), key=lambda r: r.workers or 0)
+    one = next((r for r in rows if r.workers == 1), None)
+    out: list[tuple[RunResult, float | None, float | None]] = []
+    for r in rows:
+        speed = r.events_per_s / one.events_per_s if one and one.events_per_s > 0 else None
+        cpu = (
+            r.cpu_s_per_1000_events / one.cpu_s_per_1000_events
+            if one and one.cpu_s_per_1000_events > 0
+            else None
+        )
+        out.append((r, speed, cpu))
+    return out
