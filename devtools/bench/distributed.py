@@ -115,7 +115,11 @@ def machine_busy() -> tuple[float, float]:
 def exactly_once_findings(stats: OurApiStats, workload: Workload) -> list[str]:
     """What OurAPI's request counts say against "every event applied exactly once": a chat per
     conversation, a message per MESSAGE and an agent per advisor, each created exactly once (a
-    second worker repeating an event shows here even where the end state looks right)."""
+    second worker repeating an event shows here even where the end state looks right).
+
+    ``POST /agents`` answered 500 is not a finding: two workers applying conversations of one
+    advisor may both try to create its agent, and OurAPI answers the second with the bare 500
+    of a name already taken (its contract); the sink reads the agent back. Any other 5xx is."""
     findings = []
     for route, want, what in (
         (CHATS, workload.conversations, "chats created"),
@@ -125,7 +129,11 @@ def exactly_once_findings(stats: OurApiStats, workload: Workload) -> list[str]:
         got = stats.count("POST", route)
         if got != want:
             findings.append(f"{what}: {got} != {want}")
-    failed = sum(r.count for r in stats.requests if r.status >= 500)
+    failed = sum(
+        r.count
+        for r in stats.requests
+        if r.status >= 500 and (r.method, r.route) != ("POST", AGENTS)
+    )
     if failed:
         findings.append(f"{failed} OurAPI request(s) answered >= 500")
     return findings
