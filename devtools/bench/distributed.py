@@ -11,8 +11,9 @@ A run, in order:
    N are live, every partition is owned by one of them, none owns more than its share and one
    holds the poller role: the measured work starts from a settled split, not from one worker
    that owns everything until the others have joined;
-4. ``/events`` open again: the clock starts; the run ends when the cursor is past the workload
-   and every entry is applied (``done`` or ``dead``) in PostgreSQL, read from outside;
+4. ``/events`` open again: the clock starts when BigChat serves the first page; the run ends
+   when the cursor is past the workload and every entry is applied (``done`` or ``dead``) in
+   PostgreSQL, read from outside;
 5. the workers stopped (SIGTERM), the stream deleted, the database dropped.
 
 CPU is the workers' user + system time from ``/proc/<pid>/stat`` between 4's start and its end:
@@ -165,6 +166,7 @@ class _Outcome:
     cpu_s: float = 0.0
     startup_cpu_s: float = 0.0
     machine_busy: float | None = None
+    standins_cpu_s: float | None = None
     dead: int = 0
     bigchat_requests: int = 0
     timed_out: bool = False
@@ -270,6 +272,7 @@ class DistributedRun:
             settle_s=round(outcome.settle_s, 2),
             startup_cpu_s=round(outcome.startup_cpu_s, 2),
             machine_cpu_busy=outcome.machine_busy,
+            standins_cpu_s=outcome.standins_cpu_s,
         )
 
     # -- the run, against PostgreSQL and NATS ----------------------------------------------
@@ -335,9 +338,10 @@ class DistributedRun:
         outcome.settle_s = time.monotonic() - started
         outcome.startup_cpu_s = self._cpu()
         machine_before = machine_busy()
+        standins_before = self._standins_cpu()
         bigchat_before = BigChatStats.model_validate(self.bigchat.stats()).total
-        outcome.started_at = time.time()
         self._open_events()
+        outcome.started_at = await self._first_page_served(deadline=time.monotonic() + 15.0)
         deadline = time.monotonic() + self.timeout
         now: _Progress | None = None
         while time.monotonic() < deadline:
@@ -350,6 +354,9 @@ class DistributedRun:
         else:
             outcome.timed_out = True
         outcome.cpu_s = self._cpu() - outcome.startup_cpu_s
+        standins_after = self._standins_cpu()
+        if standins_before is not None and standins_after is not None:
+            outcome.standins_cpu_s = round(standins_after - standins_before, 2)
         busy_after = machine_busy()
         spent = busy_after[1] - machine_before[1]
         if spent > 0:
@@ -394,6 +401,22 @@ class DistributedRun:
     def _cpu(self) -> float:
         return sum(cpu_seconds(c.pid) or 0.0 for c in self.children if c.usage is None)
 
+    def _standins_cpu(self) -> float | None:
+        """BigChat's and OurAPI's CPU so far: the rest of the machine's budget they take."""
+        both = [cpu_seconds(self.bigchat.child.pid), cpu_seconds(self.ourapi.child.pid)]
+        return sum(c for c in both if c is not None) if None not in both else None
+
+    async def _first_page_served(self, deadline: float) -> float:
+        """When BigChat first answered ``/events`` 200 after opening (the poller may be in its
+        page retry's backoff, up to seconds, when it opens): the run's start, for lag. Bounded:
+        a poller that has not fetched by ``deadline`` starts the run there."""
+        served = _events_served(self.bigchat.stats())
+        while time.monotonic() < deadline:
+            if _events_served(self.bigchat.stats()) > served:
+                break
+            await asyncio.sleep(0.02)
+        return time.time()
+
     def _open_events(self) -> None:
         _http("PATCH", f"{self.bigchat.url}/_standin/faults", {"error_rate": 0.0})
 
@@ -408,6 +431,15 @@ class DistributedRun:
             if child.wait(max(0.0, deadline - time.monotonic())) is None:
                 os.kill(child.pid, signal.SIGKILL)
                 child.wait(10.0)
+
+
+def _events_served(stats: Any) -> int:
+    """``/events`` calls BigChat has answered 200, from its ``/_standin/stats``."""
+    return sum(
+        int(r["count"])
+        for r in stats.get("by_route", [])
+        if r["route"] == "/events" and r["status"] == 200
+    )
 
 
 async def _progress(db: asyncpg.Connection) -> _Progress | None:

@@ -135,6 +135,8 @@ class RunResult(BaseModel):
     """The workers' CPU until then (imports, joining), left out of ``cpu_s``."""
     machine_cpu_busy: float | None = None
     """Share of the machine's CPU (all cores, every process) busy while the run worked."""
+    standins_cpu_s: float | None = None
+    """BigChat's and OurAPI's stand-ins' CPU while the run worked (they share the machine)."""
 
 
 class Target(BaseModel):
