@@ -167,6 +167,7 @@ class _Outcome:
     startup_cpu_s: float = 0.0
     machine_busy: float | None = None
     standins_cpu_s: float | None = None
+    published_per_s: float | None = None
     dead: int = 0
     bigchat_requests: int = 0
     timed_out: bool = False
@@ -273,6 +274,7 @@ class DistributedRun:
             startup_cpu_s=round(outcome.startup_cpu_s, 2),
             machine_cpu_busy=outcome.machine_busy,
             standins_cpu_s=outcome.standins_cpu_s,
+            published_per_s=outcome.published_per_s,
         )
 
     # -- the run, against PostgreSQL and NATS ----------------------------------------------
@@ -365,6 +367,7 @@ class DistributedRun:
             BigChatStats.model_validate(self.bigchat.stats()).total - bigchat_before
         )
         outcome.dead = now.dead if now else 0
+        outcome.published_per_s = await _published_per_s(self.services.nats_url)
         rows = await db.fetch(
             "SELECT occurred_at, finished_at FROM integration.inbox"
             " WHERE source = $1 AND state = 'done' ORDER BY finished_at",
@@ -488,6 +491,26 @@ async def _settled(db: asyncpg.Connection, workers: int, share: int) -> bool:
     if any(owner not in live for owner in owners):
         return False
     return len(set(owners)) == workers and max(owners.count(w) for w in live) <= share
+
+
+async def _published_per_s(nats_url: str) -> float | None:
+    """Entries the poller published per second: the stream's messages over the time between its
+    first and its last (JetStream's own timestamps), None if fewer than two."""
+    import nats
+
+    nc = await nats.connect(nats_url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream(timeout=5.0)
+        state = (await js.stream_info(STREAM)).state
+        if state.messages < 2:
+            return None
+        first = (await js.get_msg(STREAM, state.first_seq)).time
+        last = (await js.get_msg(STREAM, state.last_seq)).time
+    finally:
+        await nc.close()
+    if first is None or last is None or last <= first:
+        return None
+    return round((state.messages - 1) / (last - first).total_seconds(), 1)
 
 
 async def _delete_stream(nats_url: str, *, refuse_if_read: bool) -> None:

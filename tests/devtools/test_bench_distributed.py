@@ -187,6 +187,7 @@ def test_each_row_has_the_issues_fields_first_and_its_own_figures(bench: Bench) 
         assert run["events_per_s"] > 0
         assert run["cpu_s_per_1000_events"] > 0
         assert run["partitions"] == 16
+        assert run["published_per_s"] > 0
 
 
 @pytest.mark.slow
