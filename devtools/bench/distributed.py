@@ -167,6 +167,8 @@ class _Outcome:
     startup_cpu_s: float = 0.0
     machine_busy: float | None = None
     standins_cpu_s: float | None = None
+    postgres_cpu_s: float | None = None
+    nats_cpu_s: float | None = None
     published_per_s: float | None = None
     dead: int = 0
     bigchat_requests: int = 0
@@ -274,6 +276,8 @@ class DistributedRun:
             startup_cpu_s=round(outcome.startup_cpu_s, 2),
             machine_cpu_busy=outcome.machine_busy,
             standins_cpu_s=outcome.standins_cpu_s,
+            postgres_cpu_s=outcome.postgres_cpu_s,
+            nats_cpu_s=outcome.nats_cpu_s,
             published_per_s=outcome.published_per_s,
         )
 
@@ -341,6 +345,8 @@ class DistributedRun:
         outcome.startup_cpu_s = self._cpu()
         machine_before = machine_busy()
         standins_before = self._standins_cpu()
+        postgres_before = await _backends_cpu(db, database)
+        nats_before = _nats_cpu()
         bigchat_before = BigChatStats.model_validate(self.bigchat.stats()).total
         self._open_events()
         outcome.started_at = await self._first_page_served(deadline=time.monotonic() + 15.0)
@@ -359,6 +365,14 @@ class DistributedRun:
         standins_after = self._standins_cpu()
         if standins_before is not None and standins_after is not None:
             outcome.standins_cpu_s = round(standins_after - standins_before, 2)
+        postgres_after = await _backends_cpu(db, database)
+        if postgres_after:
+            outcome.postgres_cpu_s = round(
+                sum(cpu - postgres_before.get(pid, 0.0) for pid, cpu in postgres_after.items()), 2
+            )
+        nats_after = _nats_cpu()
+        if nats_before is not None and nats_after is not None:
+            outcome.nats_cpu_s = round(nats_after - nats_before, 2)
         busy_after = machine_busy()
         spent = busy_after[1] - machine_before[1]
         if spent > 0:
@@ -434,6 +448,26 @@ class DistributedRun:
             if child.wait(max(0.0, deadline - time.monotonic())) is None:
                 os.kill(child.pid, signal.SIGKILL)
                 child.wait(10.0)
+
+
+async def _backends_cpu(db: asyncpg.Connection, database: str) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend connected to ``database``, where the server runs
+    here (empty where its processes cannot be read). A backend that ends meanwhile takes its
+    CPU with it: an undercount, small since the workers keep their connections."""
+    rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+    found = {int(r["pid"]): cpu_seconds(int(r["pid"])) for r in rows}
+    return {pid: cpu for pid, cpu in found.items() if cpu is not None}
+
+
+def _nats_cpu() -> float | None:
+    """The local nats-server's CPU so far (every client's, not only this run's), or None."""
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "nats-server":
+                return cpu_seconds(int(stat.parent.name))
+        except OSError:
+            continue
+    return None
 
 
 def _events_served(stats: Any) -> int:

@@ -137,6 +137,10 @@ class RunResult(BaseModel):
     """Share of the machine's CPU (all cores, every process) busy while the run worked."""
     standins_cpu_s: float | None = None
     """BigChat's and OurAPI's stand-ins' CPU while the run worked (they share the machine)."""
+    postgres_cpu_s: float | None = None
+    """The CPU of the PostgreSQL backends of the run's database meanwhile (a local server)."""
+    nats_cpu_s: float | None = None
+    """The local nats-server's CPU meanwhile (all its clients')."""
     published_per_s: float | None = None
     """Entries the one poller published to JetStream per second: the ceiling of what the
     workers can apply together."""

@@ -188,6 +188,8 @@ def test_each_row_has_the_issues_fields_first_and_its_own_figures(bench: Bench) 
         assert run["cpu_s_per_1000_events"] > 0
         assert run["partitions"] == 16
         assert run["published_per_s"] > 0
+        assert run["standins_cpu_s"] > 0
+        assert run["postgres_cpu_s"] > 0
 
 
 @pytest.mark.slow
