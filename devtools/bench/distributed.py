@@ -169,6 +169,7 @@ class _Outcome:
     standins_cpu_s: float | None = None
     postgres_cpu_s: float | None = None
     nats_cpu_s: float | None = None
+    other_cpu_s: float | None = None
     published_per_s: float | None = None
     dead: int = 0
     bigchat_requests: int = 0
@@ -278,6 +279,7 @@ class DistributedRun:
             standins_cpu_s=outcome.standins_cpu_s,
             postgres_cpu_s=outcome.postgres_cpu_s,
             nats_cpu_s=outcome.nats_cpu_s,
+            other_cpu_s=outcome.other_cpu_s,
             published_per_s=outcome.published_per_s,
         )
 
@@ -377,6 +379,13 @@ class DistributedRun:
         spent = busy_after[1] - machine_before[1]
         if spent > 0:
             outcome.machine_busy = round((busy_after[0] - machine_before[0]) / spent, 3)
+        # The machine's busy time that none of the above accounts for: anything else running
+        # (a row it is large for was measured on a shared machine), the kernel, PostgreSQL's
+        # background processes.
+        known = [outcome.standins_cpu_s, outcome.postgres_cpu_s, outcome.nats_cpu_s]
+        if None not in known:
+            explained = outcome.cpu_s + sum(k or 0.0 for k in known)
+            outcome.other_cpu_s = round(busy_after[0] - machine_before[0] - explained, 2)
         outcome.bigchat_requests = (
             BigChatStats.model_validate(self.bigchat.stats()).total - bigchat_before
         )

@@ -141,6 +141,9 @@ class RunResult(BaseModel):
     """The CPU of the PostgreSQL backends of the run's database meanwhile (a local server)."""
     nats_cpu_s: float | None = None
     """The local nats-server's CPU meanwhile (all its clients')."""
+    other_cpu_s: float | None = None
+    """The machine's busy CPU meanwhile that none of the above accounts for: other programs, the
+    kernel, PostgreSQL's background processes. Large: the row shared the machine."""
     published_per_s: float | None = None
     """Entries the one poller published to JetStream per second: the ceiling of what the
     workers can apply together."""

@@ -37,6 +37,7 @@ DISTRIBUTED_FIELDS = (
     "standins_cpu_s",
     "postgres_cpu_s",
     "nats_cpu_s",
+    "other_cpu_s",
     "published_per_s",
 )
 """Only the distributed rows have these; the other runs' JSON leaves them out."""
@@ -100,7 +101,7 @@ def distributed_table(runs: Sequence[RunResult]) -> str:
         return ""
     head = (
         f"{'workers':>7} {'events':>6} {'ev/s':>8} {'vs 1':>6} {'pub/s':>6} {'cpu s/1k':>8} "
-        f"{'vs 1':>6} {'cpu s':>6} {'BC+OA':>6} {'PG':>6} {'NATS':>6} {'machine':>7} "
+        f"{'vs 1':>6} {'cpu s':>6} {'BC+OA':>6} {'PG':>6} {'NATS':>6} {'other':>6} {'machine':>7} "
         f"{'RSS MB':>6} {'wall s':>6}  exactly once"
     )
     partitions = rows[0][0].partitions
@@ -120,6 +121,7 @@ def distributed_table(runs: Sequence[RunResult]) -> str:
             f"{opt(r.published_per_s, '.0f'):>6} {r.cpu_s_per_1000_events:>8.3f} "
             f"{_times(cpu):>6} {r.cpu_s:>6.2f} {opt(r.standins_cpu_s, '.2f'):>6} "
             f"{opt(r.postgres_cpu_s, '.2f'):>6} {opt(r.nats_cpu_s, '.2f'):>6} "
+            f"{opt(r.other_cpu_s, '.2f'):>6} "
             f"{opt(r.machine_cpu_busy, '.0%'):>7} {r.peak_rss_mb:>6.1f} {r.wall_s:>6.1f}  "
             f"{'yes' if r.verified else 'NO'}"
         )
@@ -131,7 +133,9 @@ def distributed_table(runs: Sequence[RunResult]) -> str:
             "while they worked (startup",
             "  and settling left out), summed; then CPU s meanwhile of BigChat + OurAPI, of the "
             "run database's PostgreSQL",
-            "  backends, of nats-server (every client's); machine: the share of all cores busy "
+            "  backends, of nats-server (every client's), and the machine's busy CPU none of "
+            "these explain (other programs,",
+            "  the kernel, PostgreSQL's background); machine: the share of all cores busy "
             "meanwhile, whatever ran;",
             "  RSS: the largest worker's peak; lag counts from the first page served; exactly "
             "once: each create in OurAPI",
