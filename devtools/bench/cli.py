@@ -5,6 +5,9 @@ Starts BigChat (a frozen, seeded world) and, per run, a fresh OurAPI as child pr
 time: the yardstick for the one-in-flight target), runs the naive baseline, the worker with one
 request in flight, with its defaults, over a concurrency sweep and against a null sink; prints a
 table and the targets.
+``--only distributed`` runs the distributed rows instead: 1, 2 and 3 worker processes in the
+several-workers mode (PostgreSQL and NATS JetStream, see ``--postgres-url``); they are not in the
+default set.
 Exit status 1 if any run failed its check.
 """
 
@@ -20,10 +23,12 @@ from typing import Any
 
 import click
 
+from .distributed import DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL, Services, unavailable
 from .models import BenchReport, RunResult
 from .processes import StandIn
 from .report import (
     PlotUnavailable,
+    distributed_table,
     plot,
     require_matplotlib,
     table,
@@ -90,7 +95,20 @@ HISTORY = 3600.0
     default=None,
     help="seconds one run may take (default from the workload size)",
 )
-# For tests and investigations: run only these (comma-separated names).
+@click.option(
+    "--postgres-url",
+    default=DEFAULT_POSTGRES_URL,
+    show_default=True,
+    help="distributed rows: a PostgreSQL server (each run creates and drops a database there)",
+)
+@click.option(
+    "--nats-url",
+    default=DEFAULT_NATS_URL,
+    show_default=True,
+    help="distributed rows: NATS with JetStream (each run creates and deletes a stream of its own)",
+)
+# For tests and investigations: run only these (comma-separated names; ``distributed``: the
+# distributed rows).
 @click.option("--only", default=None, hidden=True)
 # For profiling: a command line the worker's own is run under, e.g. "py-spy record -o W.raw
 # --format raw --" (its CPU figures are then the wrapper's and the worker's together).
@@ -112,6 +130,15 @@ def main(args: argparse.Namespace) -> int:
     if not specs:
         print(f"bench: --only {args.only}: no such run", file=sys.stderr)
         return 2
+    services = Services(args.postgres_url, args.nats_url)
+    if any(s.kind == "distributed" for s in specs):
+        reason = unavailable(services)
+        if reason is not None:
+            print(
+                f"bench: the distributed rows need PostgreSQL and NATS: {reason}", file=sys.stderr
+            )
+            return 2
+    args.services = services
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
         return _bench(args, events, specs, args.dir)
@@ -152,7 +179,9 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
     )
     runs: list[RunResult] = []
     try:
-        bench = Bench(workload, bigchat, directory, args.latency_ms, timeout)
+        bench = Bench(
+            workload, bigchat, directory, args.latency_ms, timeout, services=args.services
+        )
         if args.wrap_worker:
             bench.worker_prefix = shlex.split(args.wrap_worker)
         if args.quick:
@@ -171,8 +200,9 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
                     flush=True,
                 )
                 continue
+            workers = f"{result.workers} worker(s), " if result.workers is not None else ""
             print(
-                f" {result.events} events, {result.events_per_s:.1f} events/s, "
+                f" {workers}{result.events} events, {result.events_per_s:.1f} events/s, "
                 f"{result.requests_per_event:.3f} requests/event, "
                 f"{'verified' if result.verified else 'FAILED: ' + result.verify_detail[:300]} "
                 f"({time.monotonic() - started:.1f} s)",
@@ -189,6 +219,10 @@ def _bench(args: argparse.Namespace, events: int, specs: list[Any], directory: P
     print()
     print(table(runs))
     print()
+    distributed = distributed_table(runs)
+    if distributed:
+        print(distributed)
+        print()
     print(targets_table(report.targets))
     print(f"lag: {report.lag_definition}")
     if args.json is not None:

@@ -125,6 +125,28 @@ class RunResult(BaseModel):
     # The single-connection run's own figures (None, and left out of the JSON, for the others).
     requests_per_s: float | None = None
     ms_per_request: float | None = None
+    # The distributed rows' own (None, and left out of the JSON, for the others).
+    workers: int | None = None
+    """Worker processes in the several-workers mode."""
+    partitions: int | None = None
+    settle_s: float | None = None
+    """Seconds from starting the workers until they had split the partitions (not measured)."""
+    startup_cpu_s: float | None = None
+    """The workers' CPU until then (imports, joining), left out of ``cpu_s``."""
+    machine_cpu_busy: float | None = None
+    """Share of the machine's CPU (all cores, every process) busy while the run worked."""
+    standins_cpu_s: float | None = None
+    """BigChat's and OurAPI's stand-ins' CPU while the run worked (they share the machine)."""
+    postgres_cpu_s: float | None = None
+    """The CPU of the PostgreSQL backends of the run's database meanwhile (a local server)."""
+    nats_cpu_s: float | None = None
+    """The local nats-server's CPU meanwhile (all its clients')."""
+    other_cpu_s: float | None = None
+    """The machine's busy CPU meanwhile that none of the above accounts for: other programs, the
+    kernel, PostgreSQL's background processes. Large: the row shared the machine."""
+    published_per_s: float | None = None
+    """Entries the one poller published to JetStream per second: the ceiling of what the
+    workers can apply together."""
 
 
 class Target(BaseModel):

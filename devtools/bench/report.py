@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .distributed import ratios
 from .models import SINGLE_CONNECTION, BenchReport, RunResult, Target, Workload
 
 DEMO_CONVERSATION_RATE = 0.5
@@ -26,6 +27,20 @@ JSON_FIELDS = (
 
 SINGLE_CONNECTION_FIELDS = ("requests_per_s", "ms_per_request")
 """Only the single-connection run has these; the other runs' JSON leaves them out."""
+
+DISTRIBUTED_FIELDS = (
+    "workers",
+    "partitions",
+    "settle_s",
+    "startup_cpu_s",
+    "machine_cpu_busy",
+    "standins_cpu_s",
+    "postgres_cpu_s",
+    "nats_cpu_s",
+    "other_cpu_s",
+    "published_per_s",
+)
+"""Only the distributed rows have these; the other runs' JSON leaves them out."""
 
 WORKER_RUNS_REAL = (
     "inflight-1",
@@ -72,6 +87,61 @@ def table(runs: Sequence[RunResult]) -> str:
     for r in runs:
         if not r.verified:
             lines.append(f"  {r.name}: {r.verify_detail}")
+    return "\n".join(lines)
+
+
+def _times(ratio: float | None) -> str:
+    return f"{ratio:.2f}x" if ratio is not None else "-"
+
+
+def distributed_table(runs: Sequence[RunResult]) -> str:
+    """The distributed rows side by side, each against the 1-process row (empty: none ran)."""
+    rows = ratios(runs)
+    if not rows:
+        return ""
+    head = (
+        f"{'workers':>7} {'events':>6} {'ev/s':>8} {'vs 1':>6} {'pub/s':>6} {'cpu s/1k':>8} "
+        f"{'vs 1':>6} {'cpu s':>6} {'BC+OA':>6} {'PG':>6} {'NATS':>6} {'other':>6} {'machine':>7} "
+        f"{'RSS MB':>6} {'wall s':>6}  exactly once"
+    )
+    partitions = rows[0][0].partitions
+    lines = [
+        f"distributed: the several-workers mode, {partitions} partitions, a fresh PostgreSQL "
+        "database and JetStream stream per row",
+        head,
+        "-" * len(head),
+    ]
+
+    def opt(value: float | None, form: str) -> str:
+        return format(value, form) if value is not None else "-"
+
+    for r, speed, cpu in rows:
+        lines.append(
+            f"{r.workers:>7} {r.events:>6} {r.events_per_s:>8.1f} {_times(speed):>6} "
+            f"{opt(r.published_per_s, '.0f'):>6} {r.cpu_s_per_1000_events:>8.3f} "
+            f"{_times(cpu):>6} {r.cpu_s:>6.2f} {opt(r.standins_cpu_s, '.2f'):>6} "
+            f"{opt(r.postgres_cpu_s, '.2f'):>6} {opt(r.nats_cpu_s, '.2f'):>6} "
+            f"{opt(r.other_cpu_s, '.2f'):>6} "
+            f"{opt(r.machine_cpu_busy, '.0%'):>7} {r.peak_rss_mb:>6.1f} {r.wall_s:>6.1f}  "
+            f"{'yes' if r.verified else 'NO'}"
+        )
+    lines.extend(
+        [
+            "  ev/s: from the first event applied to the last; pub/s: entries the one poller "
+            "published to JetStream per",
+            "  second (first to last message), the ceiling of ev/s; cpu: the workers' user+sys "
+            "while they worked (startup",
+            "  and settling left out), summed; then CPU s meanwhile of BigChat + OurAPI, of the "
+            "run database's PostgreSQL",
+            "  backends, of nats-server (every client's), and the machine's busy CPU none of "
+            "these explain (other programs,",
+            "  the kernel, PostgreSQL's background); machine: the share of all cores busy "
+            "meanwhile, whatever ran;",
+            "  RSS: the largest worker's peak; lag counts from the first page served; exactly "
+            "once: each create in OurAPI",
+            "  exactly once, and verify against BigChat",
+        ]
+    )
     return "\n".join(lines)
 
 
@@ -214,10 +284,22 @@ def to_json(report: BenchReport) -> str:
     runs = []
     for run in report.runs:
         data = run.model_dump(mode="json")
-        for extra in SINGLE_CONNECTION_FIELDS:
+        for extra in (*SINGLE_CONNECTION_FIELDS, *DISTRIBUTED_FIELDS):
             if data[extra] is None:
                 del data[extra]
         runs.append({**{k: data.pop(k) for k in JSON_FIELDS}, **data})
+    distributed = [
+        {
+            "name": r.name,
+            "workers": r.workers,
+            "events_per_s": r.events_per_s,
+            "events_per_s_vs_1": round(speed, 3) if speed is not None else None,
+            "cpu_s_per_1000_events": r.cpu_s_per_1000_events,
+            "cpu_s_per_1000_events_vs_1": round(cpu, 3) if cpu is not None else None,
+            "exactly_once": r.verified,
+        }
+        for r, speed, cpu in ratios(report.runs)
+    ]
     body = {
         "runs": runs,
         "targets": [t.model_dump(mode="json") for t in report.targets],
@@ -225,6 +307,8 @@ def to_json(report: BenchReport) -> str:
         "latency_ms": report.latency_ms,
         "lag_definition": report.lag_definition,
     }
+    if distributed:
+        body["distributed"] = distributed
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
@@ -317,7 +401,13 @@ def plot(runs: Sequence[RunResult], path: Path, *, latency_ms: float) -> None:
             label=f"null sink ({null.events_per_s:.0f} events/s)",
         )
     ax.set_xscale("log", base=2)
-    ticks = sorted({r.concurrency for r in runs if r.name not in ("naive", SINGLE_CONNECTION)})
+    ticks = sorted(
+        {
+            r.concurrency
+            for r in runs
+            if r.name not in ("naive", SINGLE_CONNECTION) and r.workers is None
+        }
+    )
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_yscale("log")
     ax.set_xlabel("concurrency (conversations and OurAPI requests in flight)")

@@ -12,6 +12,7 @@ from typing import Literal
 from integration.pipelines.bigchat_ourapi.settings import BigChatOurApiSettings as Settings
 
 from . import limit, verification
+from .distributed import DISTRIBUTED, WORKER_COUNTS, DistributedRun, Services
 from .measure import (
     CHATS,
     MESSAGES,
@@ -43,14 +44,17 @@ WORKER_SETTINGS = frozenset(name.upper() for name in Settings.model_fields)
 @dataclass(frozen=True)
 class RunSpec:
     name: str
-    kind: Literal["limit", "naive", "worker"]
+    kind: Literal["limit", "naive", "worker", "distributed"]
     settings: dict[str, str] = field(default_factory=dict)
     """The worker's settings beyond the bench's own (env names: ``CONCURRENCY``...)."""
     null_sink: bool = False
+    workers: int = 1
+    """Distributed rows: worker processes in the several-workers mode."""
 
 
 def plan(names: list[str] | None = None) -> list[RunSpec]:
-    """Every run of the bench, in order; ``names`` keeps only those."""
+    """Every run of the bench, in order; ``names`` keeps only those. The distributed rows need
+    PostgreSQL and NATS, so they run only when named: ``distributed`` names all of them."""
     specs = [
         RunSpec(SINGLE_CONNECTION, "limit"),
         RunSpec("naive", "naive"),
@@ -65,8 +69,13 @@ def plan(names: list[str] | None = None) -> list[RunSpec]:
             for n in (1, 4, 16, 64)
         ),
         RunSpec("null-sink", "worker", null_sink=True),
+        *(RunSpec(f"{DISTRIBUTED}-{n}", "distributed", workers=n) for n in WORKER_COUNTS),
     ]
-    return [s for s in specs if names is None or s.name in names]
+    if names is None:
+        return [s for s in specs if s.kind != "distributed"]
+    return [
+        s for s in specs if s.name in names or (s.kind == "distributed" and DISTRIBUTED in names)
+    ]
 
 
 @dataclass
@@ -82,6 +91,8 @@ class Bench:
     """The single-connection run's bound: this many requests or ``limit.MAX_SECONDS``."""
     worker_prefix: list[str] = field(default_factory=list)
     """A command the worker runs under (a profiler); empty: the worker alone."""
+    services: Services | None = None
+    """PostgreSQL and NATS, for the distributed rows."""
 
     def run(self, spec: RunSpec) -> RunResult:
         where = self.directory / spec.name
@@ -95,9 +106,30 @@ class Bench:
         try:
             if spec.kind == "limit":
                 return self._single_connection(spec, ourapi, where)
+            if spec.kind == "distributed":
+                return self._distributed(spec, ourapi, where)
             return _Run(self, spec, ourapi, where).measure()
         finally:
             ourapi.stop()
+
+    def _distributed(self, spec: RunSpec, ourapi: StandIn, where: Path) -> RunResult:
+        if self.services is None:
+            raise ValueError(f"{spec.name} needs PostgreSQL and NATS (Bench.services)")
+        return DistributedRun(
+            name=spec.name,
+            workers=spec.workers,
+            workload=self.workload,
+            bigchat=self.bigchat,
+            ourapi=ourapi,
+            where=where,
+            services=self.services,
+            timeout=self.timeout,
+            worker_env={k: v for k, v in os.environ.items() if k.upper() not in WORKER_SETTINGS},
+            settings={
+                **worker_settings(self.workload, self.bigchat.url, ourapi.url),
+                **spec.settings,
+            },
+        ).measure()
 
     def _single_connection(self, spec: RunSpec, ourapi: StandIn, where: Path) -> RunResult:
         """``limit.single_connection`` in a child process (its CPU and RSS its own), checked at
@@ -278,14 +310,8 @@ class _Run:
     def _worker(self) -> tuple[Child, list[Applied], list[str]]:
         state_db = self.where / "state.db"
         settings = {
-            "BIGCHAT_URL": self.bench.bigchat.url,
-            "OURAPI_URL": self.ourapi.url,
+            **worker_settings(self.workload, self.bench.bigchat.url, self.ourapi.url),
             "STATE_DB": str(state_db),
-            "START_AT": f"{self.workload.epoch}",
-            "POLL_INTERVAL": "0.2",
-            "POLL_LAG": "0",
-            # Catch-up in one window: from the world's start to now.
-            "MAX_WINDOW": f"{time.time() - self.workload.epoch + 86_400:.0f}",
             **self.spec.settings,
         }
         # The worker's own defaults, not whatever the shell that runs the bench has set.
@@ -347,6 +373,19 @@ class _Run:
             return 0
         now = progress(self.state_db)
         return now.dead if now else 0
+
+
+def worker_settings(workload: Workload, bigchat_url: str, ourapi_url: str) -> dict[str, str]:
+    """The worker's settings in every run (env names), its state's aside."""
+    return {
+        "BIGCHAT_URL": bigchat_url,
+        "OURAPI_URL": ourapi_url,
+        "START_AT": f"{workload.epoch}",
+        "POLL_INTERVAL": "0.2",
+        "POLL_LAG": "0",
+        # Catch-up in one window: from the world's start to now.
+        "MAX_WINDOW": f"{time.time() - workload.epoch + 86_400:.0f}",
+    }
 
 
 def _default(setting: str) -> int:
