@@ -261,7 +261,7 @@ async def test_a_worker_that_loses_the_connection_holding_the_poller_role_stops_
                     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
                     " AND objid = hashtext($1)::oid AND database = (SELECT oid FROM pg_database"
                     " WHERE datname = current_database())",
-                    "integration-worker:poller:bigchat",
+                    "integration-worker:poller:integration:bigchat",
                 )
             finally:
                 await conn.close()

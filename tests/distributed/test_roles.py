@@ -303,3 +303,18 @@ def test_status_of_a_postgresql_state_needs_nats_only_when_an_inbox_is_named() -
         check=True,
     )
     assert loaded.stdout.strip() == "False"
+
+
+async def test_two_states_in_one_database_have_a_poller_each(store: PostgresStore) -> None:
+    async with postgres_schema() as schema:
+        first = PollerLock(store.url, SYNC, "w1", store.schema)
+        second = PollerLock(store.url, SYNC, "w2", schema)
+        try:
+            assert await first.try_acquire() is not None
+            other = PostgresStore(store.url, schema=schema)
+            await other.open()  # its schema, with its own fences table
+            await other.close()
+            assert await second.try_acquire() is not None
+        finally:
+            await first.release()
+            await second.release()

@@ -227,7 +227,9 @@ class PollerLock:
 
     @property
     def key(self) -> str:
-        return f"integration-worker:poller:{self.sync}"
+        """What ``hashtext`` turns into the lock's number: the sync and its state's schema (two
+        states in one database are two deployments, each with a poller of its own)."""
+        return f"integration-worker:poller:{self.schema}:{self.sync}"
 
     @property
     def fence(self) -> str:

@@ -14,6 +14,7 @@ the password masked).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -32,6 +33,10 @@ DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.Tim
 """What asyncpg raises for a server error, a value it cannot send, or a connection lost."""
 
 _CONNECT_TIMEOUT = 10.0
+
+_CONFLICTS = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+"""A transaction PostgreSQL failed to resolve a conflict with another: try it again."""
+_CONFLICT_TRIES = 8
 
 
 def one_line(where: str, exc: BaseException) -> StateError:
@@ -111,8 +116,19 @@ class StateDatabase:
         return await self._commits.write_in_batches(op, batch)
 
     async def _run_batch(self, ops: list[PgWriteOp[Any]]) -> list[tuple[bool, Any]]:
+        """The ops in one transaction. Several workers write the same rows (the counters, the
+        maps) in their own orders, and PostgreSQL breaks a deadlock by failing one of the
+        transactions: that one is run again (rolled back whole, so running it again is safe),
+        after a short random pause so that the two do not meet again in step."""
         assert self._pool is not None
-        async with self._pool.acquire() as proxy, proxy.transaction():
-            # The pool hands out a proxy that forwards every call to its connection.
-            conn = cast(asyncpg.Connection, proxy)
-            return [(True, await op(conn)) for op in ops]
+        for attempt in range(1, _CONFLICT_TRIES + 1):
+            try:
+                async with self._pool.acquire() as proxy, proxy.transaction():
+                    # The pool hands out a proxy that forwards every call to its connection.
+                    conn = cast(asyncpg.Connection, proxy)
+                    return [(True, await op(conn)) for op in ops]
+            except _CONFLICTS:
+                if attempt == _CONFLICT_TRIES:
+                    raise
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
