@@ -322,3 +322,66 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
     assert "integration_poller_role " in metrics
     lags = [x for x in metrics.splitlines() if x.startswith("integration_partition_lag_messages{")]
     assert len(lags) == 2, metrics
+
+
+async def terminate_poller_lock(url: str) -> None:
+    """Cut the poller's lock connection (a network blip, a proxy closing an idle connection):
+    its process lives on for a moment, still polling, while another worker takes the role."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND objid = hashtext($1)::oid AND database = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database())",
+            "integration-worker:poller:integration:bigchat",
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_poller_cut_from_its_lock_while_polling_loses_nothing_to_the_next_one(
+    start_standins: Any, spawn: Any, tmp_path: Path
+) -> None:
+    nats = nats_url()
+    clock = LiveClock()
+    standins = await start_standins(
+        bigchat={"seed": 5, **LIVE_BIGCHAT, "error_rate": 0, "page_size": 3}, clock=clock
+    )
+    inbox_name = f"t{uuid.uuid4().hex[:10]}"
+    async with postgres_database() as url:
+        env = worker_env(
+            standins,
+            STATE_URL=url,
+            INBOX_URL=nats,
+            INBOX_NAME=inbox_name,
+            PARTITIONS="4",
+            WORKER_TTL="2",
+            POLL_INTERVAL="0.05",
+        )
+        logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+        try:
+            workers = [await spawn(env, log) for log in logs]
+            for _cut in range(4):
+                async with asyncio.timeout(30):
+                    while await poller_pid(url) is None:  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1.5)  # polling pages of a live world
+                poller = await poller_pid(url)
+                await terminate_poller_lock(url)
+                victim = next(w for w in workers if w.pid == poller)
+                assert await victim.wait(30) == 1
+                index = workers.index(victim)
+                workers[index] = await spawn(env, logs[index])
+            end = clock.freeze()
+            standins.frozen_now = end
+            async with asyncio.timeout(120):
+                calm = 0
+                while calm < 3:
+                    await asyncio.sleep(0.5)
+                    cursor, pending, unread = await progress(url, nats, inbox_name, 4)
+                    calm = calm + 1 if cursor >= end + 1 and pending == 0 and unread == 0 else 0
+            assert [await w.stop() for w in workers] == [0, 0]
+        finally:
+            await delete_stream(nats, inbox_name)
+
+    assert_mirrored(await standins.verify())
