@@ -5,8 +5,8 @@ Starts BigChat (a frozen, seeded world) and, per run, a fresh OurAPI as child pr
 time: the yardstick for the one-in-flight target), runs the naive baseline, the worker with one
 request in flight, with its defaults, over a concurrency sweep and against a null sink; prints a
 table and the targets.
-``--only distributed`` runs the distributed rows instead: 1, 2 and 3 worker processes in the
-several-workers mode (PostgreSQL and NATS JetStream, see ``--postgres-url``); they are not in the
+--only distributed runs the distributed rows instead: 1, 2 and 3 worker processes in the
+several-workers mode (PostgreSQL and NATS JetStream, see --postgres-url); they are not in the
 default set.
 Exit status 1 if any run failed its check.
 """
@@ -98,14 +98,14 @@ HISTORY = 3600.0
 @click.option(
     "--postgres-url",
     default=DEFAULT_POSTGRES_URL,
-    show_default=True,
-    help="distributed rows: a PostgreSQL server (each run creates and drops a database there)",
+    help="distributed rows: a PostgreSQL server, each run creates and drops a database there "
+    f"(default: {DEFAULT_POSTGRES_URL})",
 )
 @click.option(
     "--nats-url",
     default=DEFAULT_NATS_URL,
-    show_default=True,
-    help="distributed rows: NATS with JetStream (each run creates and deletes a stream of its own)",
+    help="distributed rows: NATS with JetStream, each run creates and deletes a stream of its own "
+    f"(default: {DEFAULT_NATS_URL})",
 )
 # For tests and investigations: run only these (comma-separated names; ``distributed``: the
 # distributed rows).

@@ -254,17 +254,7 @@ async def test_a_worker_that_loses_the_connection_holding_the_poller_role_stops_
             async with asyncio.timeout(30):
                 while await poller_pid(url) != worker.pid:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
-            conn = await asyncpg.connect(url)
-            try:
-                await conn.execute(
-                    # This test's database only: other tests' pollers hold the same key in theirs.
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND objid = hashtext($1)::oid AND database = (SELECT oid FROM pg_database"
-                    " WHERE datname = current_database())",
-                    "integration-worker:poller:integration:bigchat",
-                )
-            finally:
-                await conn.close()
+            await terminate_poller_lock(url)
 
             assert await worker.wait(30) == 1
             assert "lost the connection holding the poller role" in worker.log()
@@ -326,7 +316,8 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
 
 async def terminate_poller_lock(url: str) -> None:
     """Cut the poller's lock connection (a network blip, a proxy closing an idle connection):
-    its process lives on for a moment, still polling, while another worker takes the role."""
+    its process lives on for a moment, still polling, while another worker takes the role. This
+    test's database only: other tests' pollers hold the same key in theirs."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
