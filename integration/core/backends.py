@@ -104,10 +104,15 @@ class AdvisoryRunLock:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             # Closing the session releases its advisory locks; a session already gone has.
-            try:
-                await conn.close(timeout=5.0)
-            except Exception:
-                conn.terminate()
+            await close_quietly(conn)
+
+
+async def close_quietly(conn: asyncpg.Connection) -> None:
+    """Close a connection that holds a session's locks; one that cannot close is cut."""
+    try:
+        await conn.close(timeout=5.0)
+    except Exception:
+        conn.terminate()
 
 
 class SharedRun:

@@ -85,6 +85,30 @@ async def progress(
     return float(cursor or 0), int(pending), unread
 
 
+async def drained(
+    url: str,
+    nats: str,
+    inbox_name: str,
+    end: float,
+    workers: list[WorkerProcess],
+    context: str = "",
+    partitions: int = PARTITIONS,
+) -> None:
+    """Wait until the cursor is past ``end`` (the world's last second), nothing is pending and
+    JetStream holds nothing unread, three times in a row; every worker still running."""
+    async with asyncio.timeout(180):
+        calm = 0
+        while calm < 3:
+            await asyncio.sleep(0.5)
+            for worker in workers:
+                assert worker.process.returncode is None, (
+                    f"a worker exited {worker.process.returncode}; {context}\n"
+                    f"{worker.log()[-3000:]}"
+                )
+            cursor, pending, unread = await progress(url, nats, inbox_name, partitions)
+            calm = calm + 1 if cursor >= end + 1 and pending == 0 and unread == 0 else 0
+
+
 async def delete_stream(nats: str, inbox_name: str) -> None:
     import nats as nats_py
 
@@ -176,17 +200,7 @@ async def test_three_workers_killed_over_and_over_apply_every_event_exactly_once
                 {"error_rate": 0, "late_rate": 0, "duplicate_rate": 0}
             )
             standins.ourapi_app[OURAPI_FAULTS].update(OurApiFaults())
-            async with asyncio.timeout(180):
-                calm = 0
-                while calm < 3:
-                    await asyncio.sleep(0.5)
-                    for worker in workers:
-                        assert worker.process.returncode is None, (
-                            f"a worker exited {worker.process.returncode}; {context}\n"
-                            f"{worker.log()[-3000:]}"
-                        )
-                    cursor, pending, unread = await progress(url, nats, inbox_name)
-                    calm = calm + 1 if cursor >= end + 1 and pending == 0 and unread == 0 else 0
+            await drained(url, nats, inbox_name, end, workers, context)
             codes = [await worker.stop() for worker in workers]
             assert codes == [0] * WORKERS, context
         finally:
@@ -365,12 +379,7 @@ async def test_a_poller_cut_from_its_lock_while_polling_loses_nothing_to_the_nex
                 workers[index] = await spawn(env, logs[index])
             end = clock.freeze()
             standins.frozen_now = end
-            async with asyncio.timeout(120):
-                calm = 0
-                while calm < 3:
-                    await asyncio.sleep(0.5)
-                    cursor, pending, unread = await progress(url, nats, inbox_name, 4)
-                    calm = calm + 1 if cursor >= end + 1 and pending == 0 and unread == 0 else 0
+            await drained(url, nats, inbox_name, end, workers, partitions=4)
             assert [await w.stop() for w in workers] == [0, 0]
         finally:
             await delete_stream(nats, inbox_name)

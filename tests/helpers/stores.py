@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
 from integration.core.clock import Clock
 from integration.core.state import SQLiteStore, StateStore
+from tests.helpers.services import skip_or_fail, unreachable
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -36,22 +34,12 @@ def _postgres_unavailable() -> str | None:
     if importlib.util.find_spec("asyncpg") is None:
         return "asyncpg is not installed (pip install -e .[distributed])"
     parts = urlsplit(POSTGRES_URL)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            pass
-    except OSError as exc:
-        return f"PostgreSQL is not reachable at {host}:{port} ({exc})"
-    return None
+    return unreachable("PostgreSQL", parts.hostname or "127.0.0.1", parts.port or 5432)
 
 
 def postgres_url() -> str:
     """The server's URL; skips the test where there is none (fails it where CI requires one)."""
-    reason = _postgres_unavailable()
-    if reason is not None:
-        if os.environ.get("CI_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and CI_REQUIRE_SERVICES=1 requires it", pytrace=False)
-        pytest.skip(reason)
+    skip_or_fail(_postgres_unavailable())
     return POSTGRES_URL
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from ..backends import close_quietly
 from ..http import mask_url
 from ..state.pg_schema import quoted_schema
 from ..state.pg_writer import DB_ERRORS, one_line
@@ -284,7 +285,4 @@ class PollerLock:
     async def release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            try:
-                await conn.close(timeout=5.0)
-            except Exception:
-                conn.terminate()
+            await close_quietly(conn)
