@@ -318,3 +318,57 @@ async def test_two_states_in_one_database_have_a_poller_each(store: PostgresStor
         finally:
             await first.release()
             await second.release()
+
+
+async def test_a_poller_whose_lock_is_lost_stops_even_if_its_polling_swallows_a_cancellation(
+    store: PostgresStore,
+) -> None:
+    # Python 3.11 can lose a cancellation that arrives as an ``asyncio.timeout`` expires (the
+    # HTTP client then sees a timeout and retries): the polling goes on. The role must end all
+    # the same, with the error that stops the process.
+    name = fresh_sync()
+    coordinator = Coordinator(
+        store,
+        JetStreamInbox(nats_url(), name, 1),
+        name,
+        "w1",
+        {},
+        DistributedSettings(partitions=1, heartbeat=0.2, worker_ttl=1.0),
+    )
+    coordinator._hooks = Hooks()
+    swallowed = 0
+    polling = asyncio.Event()
+
+    async def lead(stopping: asyncio.Event) -> None:
+        nonlocal swallowed
+        polling.set()
+        while True:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+
+    role = asyncio.create_task(coordinator.run_poller_role(asyncio.Event(), lead))
+    try:
+        async with asyncio.timeout(10):
+            await polling.wait()
+        admin = await asyncpg.connect(store.url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND objid = hashtext($1)::oid AND pid != pg_backend_pid() AND database ="
+                " (SELECT oid FROM pg_database WHERE datname = current_database())",
+                coordinator.poller.key,
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(StateError, match="lost the connection holding the poller role"):
+            async with asyncio.timeout(10):
+                await role
+        assert swallowed >= 1
+    finally:
+        role.cancel()
+        await asyncio.gather(role, return_exceptions=True)
+        await coordinator.poller.release()

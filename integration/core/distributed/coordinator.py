@@ -40,6 +40,7 @@ from .roles import Claim, Membership, PollerLock, fair_share
 log = logging.getLogger("integration.distributed")
 
 FETCH_BATCH = 500
+CANCEL_TRIES = 10
 FORGET_GONE_AFTER = 3600.0
 """Heartbeat rows of workers gone this long are deleted (kept a while for ``status``)."""
 
@@ -364,6 +365,15 @@ class Coordinator:
                     await self.poller.check()
             await polling
         finally:
-            if not polling.done():
+            # Cancelled again until it ends: Python 3.11 can lose a cancellation that arrives as
+            # an ``asyncio.timeout`` expires (the HTTP client then sees a timeout and retries),
+            # and a poller that lost its role must not poll on while this waits for it.
+            for _ in range(CANCEL_TRIES):
+                if polling.done():
+                    break
                 polling.cancel()
-                await asyncio.gather(polling, return_exceptions=True)
+                await asyncio.wait({polling}, timeout=self.settings.heartbeat)
+            if not polling.done():
+                log.error("the polling did not stop when cancelled %d times", CANCEL_TRIES)
+            elif not polling.cancelled():
+                polling.exception()  # retrieved: the error that ends the role is raised above
