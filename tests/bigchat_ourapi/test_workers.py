@@ -30,7 +30,7 @@ from our_api.app import INJECTOR as OURAPI_FAULTS
 from our_api.settings import FaultSettings as OurApiFaults
 from tests.helpers.cli import free_port
 from tests.helpers.nats import nats_url
-from tests.helpers.stores import postgres_database
+from tests.helpers.stores import cut_advisory_lock, postgres_database
 
 from .processes import ROOT, WorkerProcess
 from .test_crash import worker_env
@@ -386,19 +386,9 @@ async def test_status_shows_the_workers_who_polls_and_each_partitions_owner_and_
 
 
 async def terminate_poller_lock(url: str) -> None:
-    """Cut the poller's lock connection (a network blip, a proxy closing an idle connection):
-    its process lives on for a moment, still polling, while another worker takes the role. This
-    test's database only: other tests' pollers hold the same key in theirs."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-            " AND objid = hashtext($1)::oid AND database = (SELECT oid FROM pg_database"
-            " WHERE datname = current_database())",
-            "integration-worker:poller:integration:bigchat",
-        )
-    finally:
-        await conn.close()
+    """Cut the poller's lock connection: its process lives on for a moment, still polling,
+    while another worker takes the role."""
+    await cut_advisory_lock(url, "integration-worker:poller:integration:bigchat")
 
 
 async def test_a_poller_cut_from_its_lock_while_polling_loses_nothing_to_the_next_one(

@@ -21,7 +21,7 @@ from integration.core.state.records import NewEntry, StateError
 from integration.core.stats import Stats
 from tests.distributed.conftest import fresh_sync
 from tests.helpers.nats import nats_url
-from tests.helpers.stores import postgres_schema, postgres_url
+from tests.helpers.stores import cut_advisory_lock, postgres_schema, postgres_url
 
 SYNC = "bigchat"
 
@@ -122,16 +122,7 @@ async def test_losing_the_poller_locks_connection_is_an_error_that_stops_the_pro
     lock = PollerLock(store.url, fresh_sync(), "w1", store.schema)
     assert await lock.try_acquire() == 1
     await lock.check()
-    admin = await asyncpg.connect(store.url)
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-            " AND objid = hashtext($1)::oid AND pid != pg_backend_pid() AND database ="
-            " (SELECT oid FROM pg_database WHERE datname = current_database())",
-            lock.key,
-        )
-    finally:
-        await admin.close()
+    await cut_advisory_lock(store.url, lock.key)
 
     with pytest.raises(StateError, match="lost the connection holding the poller role"):
         await lock.check()
@@ -354,16 +345,7 @@ async def test_a_poller_whose_lock_is_lost_stops_even_if_its_polling_swallows_a_
     try:
         async with asyncio.timeout(10):
             await polling.wait()
-        admin = await asyncpg.connect(store.url)
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                " AND objid = hashtext($1)::oid AND pid != pg_backend_pid() AND database ="
-                " (SELECT oid FROM pg_database WHERE datname = current_database())",
-                coordinator.poller.key,
-            )
-        finally:
-            await admin.close()
+        await cut_advisory_lock(store.url, coordinator.poller.key)
         with pytest.raises(StateError, match="lost the connection holding the poller role"):
             async with asyncio.timeout(10):
                 await role

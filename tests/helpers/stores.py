@@ -145,3 +145,21 @@ async def postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def cut_advisory_lock(url: str, key: str) -> None:
+    """End the sessions holding the advisory lock ``hashtext(key)`` in ``url``'s database (a
+    network blip, a proxy closing an idle connection). That database only: other tests hold the
+    same key in theirs."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND objid = hashtext($1)::oid AND pid != pg_backend_pid() AND database ="
+            " (SELECT oid FROM pg_database WHERE datname = current_database())",
+            key,
+        )
+    finally:
+        await conn.close()
