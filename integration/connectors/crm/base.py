@@ -51,6 +51,10 @@ class Write:
     our_id: str
     fields: Mapping[str, Any]
     provider_id: str | None = None
+    surely_new: bool = False
+    """The caller knows no earlier attempt of this write can have created the record (its
+    intent was recorded before the first try): a provider without a native upsert (Pipedrive)
+    may then create without first searching for ``our_id``."""
 
 
 @dataclass(frozen=True)
