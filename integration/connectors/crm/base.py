@@ -86,6 +86,9 @@ class Dimension:
     rolling: bool = True
     costs: Mapping[str, int] = field(default_factory=dict)
     default_cost: int = 1
+    offset: float = 0.0
+    """A fixed window's boundaries are at ``k * window - offset`` epoch seconds (HubSpot's daily
+    limit resets at the account's midnight: ``offset`` is its UTC offset in seconds)."""
 
     def cost(self, call: str) -> int:
         return self.costs.get(call, self.default_cost)
