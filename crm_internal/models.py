@@ -62,12 +62,9 @@ def _present(value: str | None) -> bool:
 
 
 class Writable(BaseModel):
-    """What both objects share: the ``archived`` flag (alive, only flagged) and custom values."""
+    """What both objects' writable fields have in common: unknown keys are refused."""
 
     model_config = ConfigDict(extra="forbid")
-
-    archived: StrictBool = False
-    custom: Custom = Field(default_factory=dict)
 
 
 class ContactFields(Writable):
@@ -82,6 +79,8 @@ class ContactFields(Writable):
         None, description="an internal company id: must name a live company when set"
     )
     lifecycle_stage: LifecycleStage | None = None
+    archived: StrictBool = Field(False, description="alive, only flagged")
+    custom: Custom = Field(default_factory=dict)
 
     @field_validator("email")
     @classmethod
@@ -107,6 +106,8 @@ class CompanyFields(Writable):
     phone: Text | None = None
     city: Text | None = None
     industry: Text | None = None
+    archived: StrictBool = Field(False, description="alive, only flagged")
+    custom: Custom = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
