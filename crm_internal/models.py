@@ -131,9 +131,10 @@ class SyncKeys(BaseModel):
 
 
 class Bookkeeping(BaseModel):
-    """What the store adds to every row."""
+    """What the store adds to every row (first in a row's JSON)."""
 
     id: int
+    object: ObjectName
     version: int
     origin: str
     deleted: bool
@@ -148,7 +149,7 @@ class Bookkeeping(BaseModel):
     )
 
 
-class ContactRow(Bookkeeping, ContactFields):
+class ContactRow(ContactFields, Bookkeeping):
     """A contact as the store answers it (tombstones too, with ``deleted`` true)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -156,7 +157,7 @@ class ContactRow(Bookkeeping, ContactFields):
     object: Literal["contact"] = "contact"
 
 
-class CompanyRow(Bookkeeping, CompanyFields):
+class CompanyRow(CompanyFields, Bookkeeping):
     """A company as the store answers it (tombstones too, with ``deleted`` true)."""
 
     model_config = ConfigDict(extra="forbid")

@@ -31,6 +31,7 @@ from crm_internal.models import (
     READ_ONLY,
     ROUTES,
     ROWS,
+    ContactFields,
     ObjectName,
     Row,
     SyncKeys,
@@ -148,9 +149,10 @@ class CrmStore:
     async def _check_company(self, fields: Writable, before: Row | None) -> None:
         # Checked only when the link is set anew: a contact whose company was deleted later
         # stays writable (its other fields can still change) without first unlinking it.
-        company_id = getattr(fields, "company_id", None)
-        if company_id is None or (before is not None and getattr(before, "company_id", None)
-                                  == company_id):  # fmt: skip
+        if not isinstance(fields, ContactFields) or fields.company_id is None:
+            return
+        company_id = fields.company_id
+        if isinstance(before, ContactFields) and before.company_id == company_id:
             return
         company = await self._get("company", company_id)
         if company is None or company.deleted:
