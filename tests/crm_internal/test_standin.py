@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -119,3 +122,23 @@ async def test_the_latency_fault_awaits_the_injected_sleep(tmp_path: Path) -> No
     ):
         assert answer.status == 200
     assert slept == [0.04]
+
+
+async def test_the_kill_hook_signals_right_after_the_write_commits(internal: Internal) -> None:
+    victim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(30)"
+    )
+    try:
+        armed = await internal.call(
+            "POST", "/_standin/hooks/kill-after?op=DELETE", {"pid": victim.pid}
+        )
+        assert armed.body["armed"] is True
+        row = await internal.company()
+        assert victim.returncode is None
+        await internal.call("DELETE", f"/companies/{row['id']}")
+        assert await asyncio.wait_for(victim.wait(), 5) == -signal.SIGKILL
+        assert (await internal.records())["companies"][0]["deleted"] is True
+    finally:
+        if victim.returncode is None:
+            victim.kill()
+            await victim.wait()
