@@ -107,6 +107,7 @@ async def test_changed_since_none_lists_every_live_record_in_pages(hub: Hub) -> 
     assert ids(pages) == set(made[1:])
     first = pages[0][0]
     assert first.fields["firstname"] == "n1" and first.our_id == "o1"
+    assert first.fields["email"] is None  # unset
     assert set(first.fields) == {
         "firstname", "lastname", "email", "phone", "company", "lifecyclestage", "our_id",
     }  # fmt: skip
@@ -185,6 +186,16 @@ async def test_upsert_with_a_provider_id_updates_that_record(hub: Hub) -> None:
     )
     assert result.ok and result.provider_id == id and result.updated_at == START + 3
     assert hub.core.store.get("contacts", id).fields["firstname"] == "Bo"
+
+
+async def test_a_field_cleared_with_none_reads_back_as_none(hub: Hub) -> None:
+    id = await hub.user_create("contacts", firstname="Ann", phone="123")
+    await hub.connector.upsert(
+        "contact", [Write(our_id="o", fields={"phone": None}, provider_id=id)]
+    )
+    [record] = await hub.connector.get("contact", [id])
+    assert record is not None and record.fields["phone"] is None
+    assert record.fields["firstname"] == "Ann"
 
 
 async def test_a_refused_record_fails_alone_with_the_reason_naming_it(hub: Hub) -> None:

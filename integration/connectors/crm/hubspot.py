@@ -210,7 +210,9 @@ class HubSpotConnector:
 
     def _record(self, object: ObjectName, item: HsObject) -> RemoteRecord:
         props = item.properties
-        fields = {name: props.get(name) for name in PROPERTIES[object]}
+        # HubSpot clears a property by setting "" and then answers "" or null alike: both are
+        # None here, so a cleared field reads back as what was written.
+        fields = {name: props.get(name) or None for name in PROPERTIES[object]}
         return RemoteRecord(
             object=object,
             id=item.id,
@@ -240,6 +242,11 @@ class HubSpotConnector:
             if page.after is None:
                 return
             last = _ms(page.results[-1])
+            if last < cursor:  # would move the cursor back: a loop, not data
+                raise PermanentError(
+                    f"HubSpot search of {OBJECTS[object]}: answered a record modified before "
+                    f"its filter ({page.results[-1].id})"
+                )
             if strict or last > cursor:
                 cursor, strict = last, False
                 continue
