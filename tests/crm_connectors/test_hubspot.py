@@ -154,6 +154,19 @@ async def test_changed_since_pages_through_more_equal_timestamps_than_a_page(hub
     assert sum(len(p) for p in pages) <= 2 * 12  # duplicates allowed, not endless
 
 
+async def test_changed_since_misses_no_record_when_equal_timestamps_change_between_pages(
+    hub: Hub,
+) -> None:
+    same = [await hub.user_create("contacts", firstname=f"s{i}") for i in range(10)]
+
+    async def edit_the_last_of(page: list[RemoteRecord]) -> None:
+        hub.clock.at += 1
+        await hub.user_update("contacts", page[-1].id, firstname="edited")
+
+    pages = await read_all(hub.connect(page_size=3), "contact", START, edit_the_last_of)
+    assert ids(pages) == set(same)
+
+
 async def test_changed_since_reads_companies_by_their_own_modified_property(hub: Hub) -> None:
     await hub.user_create("companies", name="Old")
     hub.clock.at += 2
