@@ -239,7 +239,7 @@ class HubSpotConnector:
             page = await self._search(object, [(modified, op, str(cursor))], modified)
             if page.results:
                 yield [self._record(object, item) for item in page.results]
-            if page.after is None:
+            if page.after is None or not page.results:
                 return
             last = _ms(page.results[-1])
             if last < cursor:  # would move the cursor back: a loop, not data
@@ -251,7 +251,8 @@ class HubSpotConnector:
                 cursor, strict = last, False
                 continue
             # A full page all at ``cursor``: re-querying from it would answer the same page.
-            async for rest in self._same_time(object, cursor, page.results[-1].id):
+            # The timestamp is read again whole by id, as HubSpot orders ties as it likes.
+            async for rest in self._same_time(object, cursor, "0"):
                 yield rest
             strict = True
 
