@@ -47,10 +47,10 @@ class Org:
             assert 200 <= r.status < 300, (r.status, await r.text())
             return await r.json() if r.content_type == "application/json" else None
 
-    async def user_creates(self, sobject: str, **fields: Any) -> str:
-        """A record made as a CRM user (not through the connector), one second after the last
-        change so that modification times differ."""
-        self.clock.at += 1
+    async def user_creates(self, sobject: str, step: float = 1.0, **fields: Any) -> str:
+        """A record made as a CRM user (not through the connector), ``step`` seconds after the
+        last change so that modification times differ."""
+        self.clock.at += step
         body = await self.standin("POST", f"users/{sobject}", json={"fields": fields})
         return str(body["id"])
 
@@ -177,6 +177,23 @@ async def test_changed_since_reads_more_records_sharing_one_modstamp_than_a_batc
 
     assert latest_versions_missing(read, await o.truth("Contact")) == []
     assert len({r.id for r in read}) == 450
+
+
+async def test_changed_since_reads_one_second_holding_more_records_than_a_batch(
+    org: Start,
+) -> None:
+    # Salesforce compares date-times to the second: 300 records a millisecond apart share one.
+    o = await org(query_batch_size=200)
+    ids = [await o.user_creates("Contact", 0.001, LastName=f"C{i}") for i in range(300)]
+
+    async def edit_one_already_read(batch: int) -> None:
+        if batch == 1:
+            await o.user_edits("Contact", ids[0], Title="edited while paging")
+
+    read = await read_all(o.sf, "contact", None, edit_one_already_read)
+
+    assert latest_versions_missing(read, await o.truth("Contact")) == []
+    assert {r.id for r in read} == set(ids)
 
 
 async def test_changed_since_starts_at_since_inclusive(org: Start) -> None:

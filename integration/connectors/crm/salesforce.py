@@ -17,6 +17,7 @@ Collections (``docs/crm-providers.md``, Salesforce section).
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -85,8 +86,7 @@ class Row(BaseModel):
     Id: str
     IsDeleted: bool
     SystemModstamp: int
-    """Epoch milliseconds (Salesforce's date-times have millisecond precision), so that equal
-    times compare equal and a query bound can be written back exactly."""
+    """Epoch milliseconds, as an integer so that times compare exactly."""
 
     @field_validator("SystemModstamp", mode="before")
     @classmethod
@@ -145,17 +145,19 @@ def parse_ms(text: str) -> int:
     return (moment - _EPOCH) // _MS
 
 
-def soql_time(ms: int) -> str:
-    """A SOQL date-time literal for epoch milliseconds (``2026-01-01T00:00:00.000Z``)."""
-    moment = _EPOCH + ms * _MS
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+def soql_time(second: int) -> str:
+    """A SOQL date-time literal for an epoch second (``2026-01-01T00:00:00Z``).
+
+    Query bounds are whole seconds: the documented literal has no fraction, and Salesforce
+    compares date-times to the second (it ignores milliseconds, and stores ``.000``), so a bound
+    finer than that would not mean what it says."""
+    return (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def since_ms(since: float) -> int:
-    """``since`` (epoch seconds) as a lower bound in milliseconds, never above it: rounding down
-    can only read a record twice, rounding up could miss one. The microsecond of slack absorbs
-    the float error of a value that came from a millisecond time (``x.123`` as ``x.12299999``)."""
-    return int((since * 1000 + 1e-3) // 1)
+def since_second(since: float) -> int:
+    """``since`` (epoch seconds) as a whole-second lower bound, never above it: rounding down
+    can only read a record twice, rounding up could miss one."""
+    return math.floor(since)
 
 
 def id18(value: str) -> str | None:
@@ -365,16 +367,17 @@ class SalesforceConnector:
         The query locator (``nextRecordsUrl``) is not followed: it is an offset into a result
         that may shift while we page (a record modified behind the offset moves to the end and
         the record that slides into the offset is never served). Each batch is instead a fresh
-        query from the last ``SystemModstamp`` seen, ``>=`` so that the records sharing that
-        time are read again (duplicates, never losses); ``done`` says when nothing is left.
+        query from the second of the last ``SystemModstamp`` seen, ``>=`` so that the records
+        sharing that second are read again (duplicates, never losses); ``done`` says when
+        nothing is left. (Bounds are whole seconds: see ``soql_time``.)
 
-        A batch whose records all share one time cannot move that bound on: that time's
-        records are then read by ``Id`` order, from the last Id seen (``_same_time``), and the
-        read goes on after that millisecond. Every step moves a bound strictly forward, so the
-        read ends however many records share a time.
+        A batch whose records all fall in one second cannot move that bound on: that second's
+        records are then read in ``Id`` order, from the last Id seen (``_same_second``), and the
+        read goes on from the next second. Every step moves a bound strictly forward, so the
+        read ends however many records share a second.
         """
         sobject = OBJECTS[object]
-        lower = None if since is None else since_ms(since)
+        lower = None if since is None else since_second(since)
         for _ in range(MAX_BATCHES):
             where = "" if lower is None else f" WHERE SystemModstamp >= {soql_time(lower)}"
             result = await self._query(
@@ -390,21 +393,24 @@ class SalesforceConnector:
                 raise PermanentError(
                     f"Salesforce queryAll {sobject}: an empty batch that is not the last"
                 )
-            first, last = rows[0].SystemModstamp, rows[-1].SystemModstamp
+            first, last = rows[0].SystemModstamp // 1000, rows[-1].SystemModstamp // 1000
             if first == last:
-                async for batch in self._same_time(object, sobject, last):
+                async for batch in self._same_second(object, sobject, last):
                     yield batch
                 lower = last + 1
             else:
                 lower = last
         raise PermanentError(f"Salesforce queryAll {sobject}: more than {MAX_BATCHES} batches")
 
-    async def _same_time(
-        self, object: ObjectName, sobject: str, ms: int
+    async def _same_second(
+        self, object: ObjectName, sobject: str, second: int
     ) -> AsyncIterator[list[RemoteRecord]]:
-        """Every record modified within the millisecond ``ms``, by Id. A range rather than ``=``
-        so that a stored time finer than the millisecond still matches."""
-        within = f"SystemModstamp >= {soql_time(ms)} AND SystemModstamp < {soql_time(ms + 1)}"
+        """Every record modified within the epoch second ``second``, in batches by Id, each
+        from the last Id seen: a key that does not move when a record is modified (it leaves
+        the second, to be read later)."""
+        within = (
+            f"SystemModstamp >= {soql_time(second)} AND SystemModstamp < {soql_time(second + 1)}"
+        )
         after: str | None = None
         for _ in range(MAX_BATCHES):
             where = within if after is None else f"{within} AND Id > '{after}'"
@@ -428,7 +434,7 @@ class SalesforceConnector:
     def _check_order(rows: Sequence[Row], lower: int | None, sobject: str) -> None:
         """A batch out of order or below the bound would make the next bound wrong (a loss or
         a loop): refuse it rather than guess."""
-        times = [row.SystemModstamp for row in rows]
+        times = [row.SystemModstamp // 1000 for row in rows]
         if times != sorted(times):
             raise PermanentError(
                 f"Salesforce queryAll {sobject}: a batch not ordered by SystemModstamp"
