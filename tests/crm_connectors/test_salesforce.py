@@ -244,6 +244,16 @@ async def test_get_answers_in_order_with_none_for_unknown_ids(org: Start) -> Non
     assert got[2] is not None and got[2].fields["Email"] == "a@example.com"
 
 
+async def test_get_reads_more_ids_than_one_query_takes(org: Start) -> None:
+    o = await org(records=450)
+    ids = [t["id"] for t in await o.truth("Contact")]
+
+    got = await o.sf.get("contact", ids)
+
+    assert [r.id if r else None for r in got] == ids
+    assert o.budget.taken == {"query": 3}
+
+
 async def test_delete_then_get_shows_the_record_deleted(org: Start) -> None:
     o = await org()
     [created] = await o.sf.upsert("contact", [Write("ours-1", {"LastName": "Doe"})])
@@ -481,3 +491,17 @@ async def test_a_link_to_another_origin_is_refused() -> None:
 
         with pytest.raises(PermanentError, match="refusing to follow a link"):
             await sf.get("contact", ["003000000000000AAA"])
+
+
+async def test_save_results_that_do_not_match_the_records_are_permanent() -> None:
+    async def upsert(request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_patch(f"{BASE}/composite/sobjects/Contact/Our_Id__c", upsert)
+    async with serve_app(app) as served, aiohttp.ClientSession() as session:
+        http = HttpService("salesforce", served.url, session, timeout=5.0)
+        sf = SalesforceConnector(http, UnlimitedBudget())
+
+        with pytest.raises(PermanentError, match="0 results for 1 records"):
+            await sf.upsert("contact", [Write("ours-1", {"LastName": "Doe"})])
