@@ -26,6 +26,7 @@ from integration.connectors.crm.base import (
     Write,
 )
 from integration.connectors.crm.pipedrive import OUR_ID_KEY, PipedriveConnector
+from integration.core.errors import PermanentError, TransientError
 from integration.core.http import HttpService
 from integration.core.serving import serve_app
 from tests.helpers.clocks import ManualClock
@@ -121,8 +122,8 @@ def write(our_id: str, **fields: Any) -> Write:
 # -- the interface -----------------------------------------------------------------------------
 
 
-def test_the_connector_is_a_connector_with_the_stand_ins_our_id_key() -> None:
-    connector: Connector = PipedriveConnector.__new__(PipedriveConnector)
+async def test_the_connector_is_a_connector_with_the_stand_ins_our_id_key(setup: Setup) -> None:
+    connector: Connector = (await setup()).connector
     assert (connector.kind, connector.max_batch) == ("pipedrive", 1)
     assert OUR_ID_KEY == crm_providers.pipedrive.OUR_ID_KEY
 
@@ -217,9 +218,8 @@ async def test_a_malformed_answer_is_a_permanent_error_naming_the_field(setup: S
     pd = await setup()
     pid = await pd.person("Ann")
     pd.core.store.table("persons")[pid].fields["org_id"] = "not a number"
-    with pytest.raises(Exception, match=r"malformed answer: org_id") as caught:
+    with pytest.raises(PermanentError, match=r"malformed answer: org_id"):
         await pd.connector.get("contact", [pid])
-    assert type(caught.value).__name__ == "PermanentError"
 
 
 # -- writes ------------------------------------------------------------------------------------
@@ -300,6 +300,18 @@ async def test_an_integer_field_that_is_not_one_is_refused_before_sending(setup:
     (result,) = await pd.connector.upsert("contact", [write("our-1", name="Ann", org_id="x")])
     assert not result.ok and result.error is not None and "org_id" in result.error
     assert pd.core.stats.snapshot()["total"] == 0
+
+
+async def test_a_server_error_on_a_write_is_a_transient_result_and_on_a_read_raises(
+    setup: Setup,
+) -> None:
+    pd = await setup()
+    await pd.call("PATCH", "/_standin/faults", json={"error_rate": 1.0})
+    (result,) = await pd.connector.upsert("contact", [write("our-1", name="Ann")])
+    assert (result.ok, result.transient) == (False, True)
+    assert result.error is not None and "500" in result.error
+    with pytest.raises(TransientError):
+        await pd.connector.get("contact", ["1"])
 
 
 # -- limits ------------------------------------------------------------------------------------

@@ -405,7 +405,7 @@ class PipedriveConnector:
     async def get(self, object: ObjectName, ids: Sequence[str]) -> list[RemoteRecord | None]:
         out: list[RemoteRecord | None] = []
         for record_id in ids:
-            if not record_id.isdigit():
+            if not (record_id.isascii() and record_id.isdigit()):
                 out.append(None)  # Pipedrive ids are integers: no such record
                 continue
             path = f"api/v2/{OBJECTS[object]}/{record_id}"
