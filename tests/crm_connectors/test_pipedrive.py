@@ -295,6 +295,13 @@ async def test_a_400_is_a_per_record_error_with_the_providers_text(setup: Setup)
     assert result.error == "Organization with id 999999 does not exist"
 
 
+async def test_a_search_the_provider_refuses_is_a_per_record_error(setup: Setup) -> None:
+    pd = await setup()
+    (result,) = await pd.connector.upsert("contact", [write("", name="Ann")])
+    assert (result.ok, result.transient) == (False, False)
+    assert result.error is not None and result.error.startswith("term must be at least")
+
+
 async def test_an_integer_field_that_is_not_one_is_refused_before_sending(setup: Setup) -> None:
     pd = await setup()
     (result,) = await pd.connector.upsert("contact", [write("our-1", name="Ann", org_id="x")])

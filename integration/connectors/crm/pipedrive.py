@@ -440,6 +440,8 @@ class PipedriveConnector:
             if target is None:
                 return await self._write(object, "create", "POST", None, body)
             return await self._write(object, "update", "PATCH", target, body)
+        except _Unwritable as exc:
+            return WriteResult(ok=False, error=str(exc))
         except RateLimited:
             raise
         except TransientError as exc:
@@ -451,6 +453,8 @@ class PipedriveConnector:
         path = f"api/v2/{OBJECTS[object]}/search"
         params = {"term": our_id, "fields": "custom_fields", "exact_match": "true"}
         response = await self._request("search", "GET", path, params=params)
+        if response.status == 400:
+            raise _Unwritable(_error_text(response))  # e.g. an empty our_id: this record only
         if response.status != 200:
             raise PermanentError(
                 f"Pipedrive GET /{path}: {response.status} {_error_text(response)}"
