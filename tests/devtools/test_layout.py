@@ -19,7 +19,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = "integration"
-STAND_INS = ("big_chat", "our_api", "intempus", "case_store", "crm_providers", "standin_kit")
+STAND_INS = (
+    "big_chat",
+    "our_api",
+    "intempus",
+    "case_store",
+    "crm_internal",
+    "crm_providers",
+    "standin_kit",
+)
 OUTSIDE_THE_RUNTIME = frozenset({"devtools", *STAND_INS})
 
 

@@ -47,7 +47,7 @@ class Limit:
     interval: float
     """Rolling: seconds per unit at the steady rate."""
     tolerance: float
-    """Rolling: how far ahead of now the arrival time may run after a call (burst × interval)."""
+    """Rolling: how far ahead of now the arrival time may run after a call (burst x interval)."""
 
 
 def limits(dimensions: Sequence[Dimension], reserve: float, burst_share: float) -> list[Limit]:

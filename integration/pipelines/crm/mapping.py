@@ -105,7 +105,9 @@ def to_canonical(
         try:
             text = _text(value)
         except TypeError as exc:
-            raise InvalidInput(f"{where}: {object}.{row.canonical} (from {row.field}): {exc}")
+            raise InvalidInput(
+                f"{where}: {object}.{row.canonical} (from {row.field}): {exc}"
+            ) from None
         if row.transform == "enum" and text is not None and text.strip():
             back = {v: k for k, v in row.values.items()}
             if text not in back:
