@@ -28,11 +28,14 @@ class TransientError(IntegrationError):
         retry_after: float | None = None,
         maybe_applied: bool = True,
         status: int | None = None,
+        body: bytes | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied
         self.status = status
+        self.body = body
+        """The answer's body when the peer answered (a 429's says which limit refused it)."""
         """The peer's HTTP status when it answered (5xx, 429); None when no answer came back
         (a timeout, a dropped connection), so a read it served may never have reached us."""
 

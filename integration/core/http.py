@@ -234,6 +234,7 @@ class HttpService:
                 retry_after=parse_retry_after(headers.get("Retry-After"), self._clock.now()),
                 maybe_applied=False,
                 status=status,
+                body=body,
             )
         if status >= 500:
             raise TransientError(

@@ -273,14 +273,13 @@ async def test_a_429_raises_rate_limited_and_tells_the_budget(hub: Hub) -> None:
     assert hub.budget.refusals == [("burst", 10.0)]
 
 
-async def test_a_refused_search_is_held_on_the_burst_while_the_policy_is_unseen(hub: Hub) -> None:
-    # HttpService drops a 429's body, where HubSpot names the limit (SECONDLY here): the
-    # connector can only hold the widest limit short of a day.
+async def test_a_refused_search_is_held_on_the_search_limit_its_429_names(hub: Hub) -> None:
     await hub.standin("PATCH", "limits", {"search_per_second": 1})
     await read_all(hub.connector, "contact", START)
     with pytest.raises(RateLimited) as caught:
         await read_all(hub.connector, "contact", START)
-    assert caught.value.dimension == "burst"
+    assert (caught.value.dimension, caught.value.wait) == ("search", 1.0)
+    assert hub.budget.refusals == [("search", 1.0)]
     assert hub.core.stats.snapshot()["limited_by_policy"] == {"SECONDLY": 1}
 
 

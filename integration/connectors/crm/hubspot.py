@@ -9,12 +9,13 @@
 - Writes: ``batch/update`` by provider id, ``batch/upsert`` by ``our_id`` (unique), 100 a call;
   each input carries an ``objectWriteTraceId`` so a 207's results and errors map back to it.
 - Limits: a 429 tells the budget which dimension refused and raises ``RateLimited``. HubSpot
-  names the limit only in the 429's body (``policyName``), which ``HttpService`` does not pass
-  on; without it the refusal is taken as the burst's, the widest one that is not a day.
+  names the limit only in the 429's body (``policyName``, carried by the ``TransientError``);
+  without it the refusal is taken as the burst's, the widest one that is not a day.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -183,7 +184,7 @@ class HubSpotConnector:
             return await self.http.request(method, path, params=params, json_body=body)
         except TransientError as error:
             if error.status == 429:
-                raise self._refused(call, None, error.retry_after) from None
+                raise self._refused(call, _policy(error.body), error.retry_after) from None
             raise
 
     def _refused(self, call: str, policy: str | None, retry_after: float | None) -> RateLimited:
@@ -425,3 +426,13 @@ class HubSpotConnector:
             if response.status not in (200, 204):
                 raise unexpected(response, f"HubSpot {doing}")
         return [WriteResult(ok=True, provider_id=i) for i in ids]
+
+
+def _policy(body: bytes | None) -> str | None:
+    """The ``policyName`` of a 429's body (which limit refused), or None."""
+    try:
+        doc = json.loads(body or b"")
+    except ValueError:
+        return None
+    policy = doc.get("policyName") if isinstance(doc, dict) else None
+    return policy if isinstance(policy, str) else None
