@@ -13,6 +13,7 @@ SYNCS = {
     "bigchat": "integration.pipelines.bigchat_ourapi:SYNC",
     "tracos": "integration.pipelines.tracos_erp:SYNC",
     "intempus": "integration.pipelines.intempus_cases:SYNC",
+    "crm": "integration.pipelines.crm:SYNC",
 }
 """Each sync by its command name (its ``Sync.name``), imported only when its commands are asked
 for: ``python run.py`` loads the default sync's package, not MongoDB's driver or Intempus's."""

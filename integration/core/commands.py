@@ -23,7 +23,7 @@ from .http import mask_url
 from .logs import setup_logging
 from .shell import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, run_sync
 from .state import SQLiteStore, StateError, StateStore, is_worker_state
-from .sync import S, Sync, SyncSettings, explain, seconds_text
+from .sync import S, Sync, SyncSettings, explain, seconds_text, source_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -235,7 +235,7 @@ async def show_status(sync: Sync[Any], settings: SyncSettings) -> int:
         return EXIT_FAILURE
     distributed: list[str] = []
     try:
-        statuses = {source: await store.status(source) for source in sync.sources}
+        statuses = {source: await store.status(source) for source in source_names(sync, settings)}
         running = await store.meta_get(f"running:{sync.name}")
         if settings.state_url is not None:
             from .distributed.status import partition_lines
@@ -302,7 +302,9 @@ async def show_dead_letters(sync: Sync[Any], settings: SyncSettings, retry: list
             count = await store.retry_dead_letters(ids)
             print(f"put back {count} dead letter(s); the worker applies them on its next pass")
             return EXIT_OK
-        letters = [d for source in sync.sources for d in await store.dead_letters(source)]
+        letters = [
+            d for source in source_names(sync, settings) for d in await store.dead_letters(source)
+        ]
     finally:
         await store.close()
     if not letters:

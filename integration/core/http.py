@@ -98,6 +98,7 @@ class HttpService:
         clock: Clock | None = None,
         observer: RequestObserver | None = None,
         label: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         given = URL(base_url.rstrip("/") + "/")
@@ -112,6 +113,9 @@ class HttpService:
             if given.user is not None or given.password is not None
             else None
         )
+        if headers:
+            # Sent with every request (a provider's bearer token), never shown or logged.
+            self._headers = {**(self._headers or {}), **headers}
         self.base = given.with_user(None).with_password(None)
         self._origin = _origin(self.base)
         self._urls: dict[str, URL] = {}

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import click
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -240,8 +240,9 @@ class Sync(Generic[S]):
     """One line: what it keeps in step with what."""
     settings: type[S]
     assemble: Assemble[S]
-    sources: Sequence[str]
-    """Its flows' source names, for the commands that read the state without connecting."""
+    sources: Sequence[str] | Callable[[S], Sequence[str]]
+    """Its flows' source names, for the commands that read the state without connecting; a
+    function of the settings where they depend on them (the CRM sync's, on its connections)."""
     positions: Sequence[str] = ()
     """The sources whose cursor is a position the source hands out (a version, a logical
     timestamp), not a time: ``status`` shows it as a number."""
@@ -258,6 +259,11 @@ class Sync(Generic[S]):
     dev_commands: dict[str, str] = field(default_factory=dict)
     """Development tools of its own (a demo, a benchmark), by name: ``"module:attribute"`` of a
     click command, imported only when asked for (they start stand-ins the worker never loads)."""
+
+
+def source_names(sync: Sync[Any], settings: Any) -> Sequence[str]:
+    """A sync's source names under ``settings``."""
+    return sync.sources(settings) if callable(sync.sources) else sync.sources
 
 
 def seconds_text(seconds: float) -> str:

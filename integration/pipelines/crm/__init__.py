@@ -1,0 +1,99 @@
+"""Records both ways between our internal system and several CRM providers.
+
+Per connection (a provider account, from the connections file), one flow per object reads the
+provider's changes (``source.ProviderChanges``) and one reads our system's change feed
+(``source.InternalChanges``); all of a connection's flows share one order (a record's entries are
+applied one at a time, whichever side they come from) and one sink (``sink.CrmSink``), which maps,
+merges, decides by the rules and writes. Connections are independent of each other: our system is
+the hub, and a change made at one provider reaches the others through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from ...core.flow import Flow
+from ...core.http import mask_url
+from ...core.sync import Runtime, Sync
+from .clients import Wired, connect
+from .connections import ConnectionsFile, load
+from .settings import CrmSettings
+from .sink import CrmSink
+from .source import InternalChanges, ProviderChanges
+
+__all__ = ["SYNC", "CrmSettings", "assemble", "crm_flows"]
+
+
+def crm_flows(
+    settings: CrmSettings, runtime: Runtime, internal: object, wired: Sequence[Wired]
+) -> list[Flow]:
+    from ...connectors.crm.internal import InternalClient
+
+    assert isinstance(internal, InternalClient)
+    flows: list[Flow] = []
+    for each in wired:
+        connection = each.connection
+        sink = CrmSink(
+            connection,
+            each.connector,
+            internal,
+            runtime.store,
+            runtime.clock,
+            writer=each.writer,
+            breaker_hops=settings.breaker_hops,
+            breaker_window=settings.breaker_window,
+        )
+        order = f"crm.{connection.name}"
+        for obj in connection.objects:
+            source = ProviderChanges(
+                connection.name,
+                obj,
+                each.connector,
+                runtime.store,
+                runtime.clock,
+                overlap=settings.overlap,
+                full_scan_interval=settings.full_scan_interval,
+            )
+            flows.append(Flow(source, sink, order=order))
+        flows.append(
+            Flow(InternalChanges(connection.name, connection.objects, internal), sink, order=order)
+        )
+    return flows
+
+
+@asynccontextmanager
+async def assemble(settings: CrmSettings, runtime: Runtime) -> AsyncIterator[Sequence[Flow]]:
+    config = load(settings.connections)
+    async with connect(settings, config, runtime.clock, runtime.stats) as (internal, wired):
+        yield crm_flows(settings, runtime, internal, wired)
+
+
+def source_names(settings: CrmSettings) -> list[str]:
+    config = load(settings.connections)
+    return [
+        *(f"{c.name}.{obj}" for c in config.connections for obj in c.objects),
+        *(f"{c.name}.internal" for c in config.connections),
+    ]
+
+
+def positions(config: ConnectionsFile) -> list[str]:
+    return [f"{c.name}.internal" for c in config.connections]
+
+
+def describe(settings: CrmSettings) -> str:
+    config = load(settings.connections)
+    parts = ", ".join(f"{c.name} ({c.provider} {mask_url(str(c.url))})" for c in config.connections)
+    return f"our system {mask_url(str(config.internal_url))}; connections: {parts}"
+
+
+SYNC: Sync[CrmSettings] = Sync(
+    name="crm",
+    summary="records both ways between our system and several CRM providers",
+    settings=CrmSettings,
+    assemble=assemble,
+    sources=source_names,
+    key_noun="record",
+    describe=describe,
+    dev_commands={"demo": "devtools.crm.demo:command"},
+)
