@@ -23,7 +23,9 @@ async def test_a_backlog_at_tight_limits_draws_no_429_or_403_from_any_provider(
         w.extra = {
             "hubspot": "batch_writes = false\n[connections.limits]\nburst = 12\nburst_window = 2.0",
             "pipedrive": "[connections.limits]\nburst = 8\nburst_window = 2.0",
-            "salesforce": "batch_writes = false\n[connections.limits]\nallocation = 30\nwindow = 3.0",
+            "salesforce": (
+                "batch_writes = false\n[connections.limits]\nallocation = 30\nwindow = 3.0"
+            ),
         }
         for n in range(40):
             await w.ours_create("contact", last_name=f"Backlog {n}", email=f"b{n}@x.io")

@@ -25,7 +25,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...core.clock import Clock, SystemClock
 from .base import Dimension
@@ -212,4 +212,107 @@ def local_budget(
 ) -> ConnectionBudget:
     clock = clock or SystemClock()
     ledger = LocalLedger(limits(dimensions, reserve, burst_share), clock)
+    return ConnectionBudget(dimensions, ledger, clock)
+
+
+class PostgresLedger:
+    """The cells in PostgreSQL (table ``crm_budget`` in the state's schema), shared by every
+    worker of a deployment: each attempt locks the connection's rows, reads the server's clock,
+    and takes or waits in one transaction, so two workers never spend the same unit. The server's
+    clock is the one clock every worker agrees on."""
+
+    def __init__(self, store: Any, connection: str, limits: Sequence[Limit]) -> None:
+        self.store = store
+        self.connection = connection
+        self.limits = {limit.name: limit for limit in limits}
+
+    async def open(self) -> None:
+        names = list(self.limits)
+
+        async def op(conn: Any) -> None:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS crm_budget (connection text NOT NULL, dimension text"
+                " NOT NULL, tat double precision NOT NULL DEFAULT 0, win bigint NOT NULL DEFAULT"
+                " -1, used bigint NOT NULL DEFAULT 0, hold_until double precision NOT NULL"
+                " DEFAULT 0, PRIMARY KEY (connection, dimension))"
+            )
+            await conn.executemany(
+                "INSERT INTO crm_budget (connection, dimension) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                [(self.connection, name) for name in names],
+            )
+
+        await self.store.write(op)
+
+    async def _cells(self, conn: Any) -> tuple[float, dict[str, Cell]]:
+        rows = await conn.fetch(
+            "SELECT dimension, tat, win, used, hold_until,"
+            " extract(epoch FROM clock_timestamp())::float8 AS now"
+            " FROM crm_budget WHERE connection = $1 FOR UPDATE",
+            self.connection,
+        )
+        cells = {r["dimension"]: Cell(r["tat"], r["win"], r["used"], r["hold_until"]) for r in rows}
+        return (float(rows[0]["now"]) if rows else 0.0), cells
+
+    async def attempt(self, costs: dict[str, int]) -> float:
+        async def op(conn: Any) -> float:
+            now, cells = await self._cells(conn)
+            wait = max(
+                (fit(self.limits[n], cells[n], c, now) for n, c in costs.items() if n in cells),
+                default=0.0,
+            )
+            if wait > 0:
+                return wait
+            for name, cost in costs.items():
+                if name in cells and cost > 0:
+                    spend(self.limits[name], cells[name], cost, now)
+                    cell = cells[name]
+                    await conn.execute(
+                        "UPDATE crm_budget SET tat = $3, win = $4, used = $5"
+                        " WHERE connection = $1 AND dimension = $2",
+                        self.connection,
+                        name,
+                        cell.tat,
+                        cell.window,
+                        cell.used,
+                    )
+            return 0.0
+
+        result: float = await self.store.write(op)
+        return result
+
+    async def hold(self, dimension: str, seconds: float) -> None:
+        async def op(conn: Any) -> None:
+            await conn.execute(
+                "UPDATE crm_budget SET hold_until = GREATEST(hold_until,"
+                " extract(epoch FROM clock_timestamp())::float8 + $3)"
+                " WHERE connection = $1 AND dimension = $2",
+                self.connection,
+                dimension,
+                seconds,
+            )
+
+        await self.store.write(op)
+
+    async def remaining(self) -> dict[str, int]:
+        async def op(conn: Any) -> dict[str, int]:
+            now, cells = await self._cells(conn)
+            return {n: remaining(self.limits[n], cells[n], now) for n in cells}
+
+        result: dict[str, int] = await self.store.write(op)
+        return result
+
+
+async def shared_budget(
+    dimensions: Sequence[Dimension],
+    store: Any,
+    connection: str,
+    *,
+    reserve: float = 0.1,
+    burst_share: float = 0.1,
+    clock: Clock | None = None,
+) -> ConnectionBudget:
+    """A budget every worker of a deployment shares, through the PostgreSQL state ``store``."""
+    ledger = PostgresLedger(store, connection, limits(dimensions, reserve, burst_share))
+    await ledger.open()
     return ConnectionBudget(dimensions, ledger, clock)

@@ -65,7 +65,10 @@ def crm_flows(
 @asynccontextmanager
 async def assemble(settings: CrmSettings, runtime: Runtime) -> AsyncIterator[Sequence[Flow]]:
     config = load(settings.connections)
-    async with connect(settings, config, runtime.clock, runtime.stats) as (internal, wired):
+    async with connect(settings, config, runtime.clock, runtime.stats, runtime.store) as (
+        internal,
+        wired,
+    ):
         yield crm_flows(settings, runtime, internal, wired)
 
 

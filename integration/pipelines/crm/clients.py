@@ -54,7 +54,10 @@ async def connect(
     config: ConnectionsFile,
     clock: Clock | None = None,
     stats: Stats | None = None,
+    store: object | None = None,
 ) -> AsyncIterator[tuple[InternalClient, list[Wired]]]:
+    """``store``: the state store; a PostgreSQL one (several workers) holds the budgets, so
+    that every worker spends from the same ones."""
     clock = clock or SystemClock()
     pool = aiohttp.TCPConnector(limit=(len(config.connections) + 1) * settings.max_in_flight + 4)
     async with aiohttp.ClientSession(connector=pool, raise_for_status=False) as session:
