@@ -28,6 +28,10 @@ class Link(BaseModel):
     written: dict[str, Any] = Field(default_factory=dict)
     """The values we last wrote to the provider, per field: a provider snapshot still holding
     one is our own write coming back, not a change (even where ``base`` moved on since)."""
+    written_at: float | None = None
+    """The provider's modified time after our last write (our clock's time where the provider's
+    answer does not say): a snapshot older than it was read before our write landed, so what it
+    holds in the fields we wrote is obsolete, not a change."""
     provider_at: float | None = None
     """The provider's modified time of the newest snapshot applied."""
     internal_version: int | None = None

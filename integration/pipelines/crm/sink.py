@@ -114,8 +114,11 @@ class CrmSink:
         if (
             link.provider_id == record.id
             and link.provider_at is not None
-            and record.updated_at <= link.provider_at
+            and record.updated_at < link.provider_at
         ):
+            # Older than a snapshot applied already. An equal time is applied: providers stamp
+            # whole seconds (Pipedrive), so two states of one second are told apart by content
+            # (a repeat of the same content is an echo and writes nothing).
             self._count("stale")
             return
         link.provider_id = record.id
@@ -123,10 +126,12 @@ class CrmSink:
         mapping = self.connection.object_map(obj)
         theirs = to_canonical(obj, mapping, record.fields, where=where)
         synced = list(theirs)
-        # What we wrote ourselves is no change of theirs (the second loop-prevention layer).
+        # What we wrote ourselves is no change of theirs (the second loop-prevention layer), and
+        # neither is what a snapshot read before our write landed holds in the fields we wrote.
+        before_ours = link.written_at is not None and record.updated_at < link.written_at
         theirs = {
             name: (link.base or {}).get(name, value)
-            if name in link.written and link.written[name] == value
+            if name in link.written and (before_ours or link.written[name] == value)
             else value
             for name, value in theirs.items()
         }
@@ -169,6 +174,7 @@ class CrmSink:
             fields = {n: merged_result[n] for n in merged.for_provider}
             await self._write_provider(link, obj, merged_result, only=list(fields))
         await self._clashes(link, merged.clashes)
+        self._carried(link)
         link.base = merged_result
         link.provider_at = record.updated_at
         link.internal_version = max(version, link.internal_version or 0)
@@ -200,6 +206,7 @@ class CrmSink:
             idempotency_key=f"{self.name}:{obj}:{record.id}",
         )
         self._count("internal.create")
+        self._carried(link)
         link.our_id = int(row["id"])
         link.base = dict(theirs)
         link.internal_version = int(row["version"])
@@ -274,6 +281,7 @@ class CrmSink:
             if link.provider_id is not None and link.state == "live":
                 self._hop(link)
                 await self._delete_provider(link, obj)
+                self._carried(link)
                 link.state = "archived"
             link.internal_version = int(row["version"])
             await self.links.save(link)
@@ -314,12 +322,20 @@ class CrmSink:
                 row = written
                 self._count("internal.revert")
             link.base = merged.result
+        self._carried(link)
         link.internal_version = max(int(row["version"]), link.internal_version or 0)
         await self.links.save(link)
 
     async def _internal_deleted(self, link: Link, row: dict[str, Any]) -> None:
         obj = self._object(link)
         link.our_id = int(row["id"])
+        if link.creating and link.provider_id is None:
+            # A create whose answer was lost may have landed: the upsert by our id finds it
+            # (or makes it), so that the delete has a record to delete.
+            mapping = self.connection.object_map(obj)
+            await self._write_provider(
+                link, obj, self._canonical(obj, row, list(mapping.synced())), only=None
+            )
         if (
             self.connection.deletes.from_internal == "delete"
             and link.provider_id is not None
@@ -364,6 +380,7 @@ class CrmSink:
             link.provider_id = result.provider_id
         link.creating = False
         link.written.update({n: record.get(n) for n in (only or mapping.synced())})
+        link.written_at = result.updated_at if result.updated_at is not None else self.clock.now()
         self._count("provider.create" if create else "provider.update")
 
     async def _delete_provider(self, link: Link, obj: ObjectName) -> None:
@@ -433,16 +450,23 @@ class CrmSink:
             )
 
     def _hop(self, link: Link) -> None:
+        """Before carrying a change across: quarantine the record if that would be one carry
+        too many lately. The carry itself is counted once it succeeded (``_carried``): a write
+        retried after a failure is one carry, not several."""
         now = self.clock.now()
-        link.hops = [t for t in link.hops if t > now - self.breaker_window] + [now]
-        if len(link.hops) > self.breaker_hops:
+        recent = [t for t in link.hops if t > now - self.breaker_window]
+        if len(recent) + 1 > self.breaker_hops:
             self._count("quarantined")
             raise Quarantined(
-                f"{self.name} {link.key}: carried across {len(link.hops)} times within "
+                f"{self.name} {link.key}: carried across {len(recent) + 1} times within "
                 f"{self.breaker_window:g} s with no person's change in between (a ping-pong: two "
                 "sides keep rewriting each other's value, e.g. mappings that normalise a field "
                 "differently); quarantined until retried"
             )
+
+    def _carried(self, link: Link) -> None:
+        now = self.clock.now()
+        link.hops = [t for t in link.hops if t > now - self.breaker_window] + [now]
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1

@@ -29,6 +29,7 @@ from ...connectors.crm.internal import InternalClient
 from ...core.clock import Clock
 from ...core.flow import Page, Received
 from ...core.state import NewEntry, Rejected, StateStore
+from .canonical import content_hash
 from .links import link_key
 
 log = logging.getLogger("integration.crm")
@@ -153,11 +154,16 @@ class ProviderChanges:
                 )
                 continue
             state = "gone" if kind == PROVIDER_GONE else "deleted" if record["deleted"] else "row"
+            # The content is part of the fingerprint: two states stamped with one second (a
+            # provider's times are whole seconds) are two changes, not one served twice.
+            content = content_hash(record.get("fields") or {})[:16]
             entries.append(
                 NewEntry(
                     key=remote_key(record),
                     kind=kind,
-                    fingerprint=f"{self.name}:{record['id']}:{record['updated_at']}:{state}",
+                    fingerprint=(
+                        f"{self.name}:{record['id']}:{record['updated_at']}:{state}:{content}"
+                    ),
                     payload=payload,
                 )
             )
