@@ -5,11 +5,12 @@ is not ours, and the mapped fields agree."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 
-from integration.connectors.crm.base import Connector, UnlimitedBudget
+from integration.connectors.crm.base import Connector, RateLimited, UnlimitedBudget
 from integration.core.http import HttpService
 from integration.pipelines.crm.canonical import OBJECTS
 from integration.pipelines.crm.clients import build_connector
@@ -38,15 +39,14 @@ async def disagreements(w: World) -> list[str]:
                 mapping = connection.object_map(obj)
                 connector = _connector(w, name, session)
                 theirs: dict[int, list[Any]] = {}
-                async for page in connector.changed_since(obj, None):
-                    for record in page:
-                        if record.deleted:
-                            continue
-                        our_id = _our_id(record, ours, name)
-                        if our_id is None:
-                            problems.append(f"{name} {obj} {record.id}: not ours (a stray copy)")
-                            continue
-                        theirs.setdefault(our_id, []).append(record)
+                for record in await _all(connector, obj):
+                    if record.deleted:
+                        continue
+                    our_id = _our_id(record, ours, name)
+                    if our_id is None:
+                        problems.append(f"{name} {obj} {record.id}: not ours (a stray copy)")
+                        continue
+                    theirs.setdefault(our_id, []).append(record)
                 for our_id, row in ours.items():
                     copies = theirs.get(our_id, [])
                     if len(copies) != 1:
@@ -71,3 +71,14 @@ def _our_id(record: Any, ours: dict[int, dict[str, Any]], name: str) -> int | No
         if row.get("born") == name and (row.get("links") or {}).get(name) == record.id:
             return our_id
     return None
+
+
+async def _all(connector: Connector, obj: Any) -> list[Any]:
+    """Every record, read again after a wait if the provider refuses for a limit (the workers
+    spend the same account's budget meanwhile)."""
+    for _ in range(10):
+        try:
+            return [record async for page in connector.changed_since(obj, None) for record in page]
+        except RateLimited as refused:
+            await asyncio.sleep(min(refused.wait, 10.0))
+    raise AssertionError(f"{connector.kind}: still refused after 10 waits")

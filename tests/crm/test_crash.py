@@ -10,12 +10,16 @@ import asyncio
 import os
 import random
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
 from tests.bigchat_ourapi.processes import WorkerProcess, start_worker
+from tests.bigchat_ourapi.test_workers import delete_stream
 from tests.crm.agreement import disagreements
 from tests.crm.world import World, world
+from tests.helpers.nats import nats_url
+from tests.helpers.stores import postgres_database
 
 FAULTS = {"ambiguous_rate": 0.15, "error_rate": 0.05}
 
@@ -110,5 +114,75 @@ async def test_a_worker_killed_again_and_again_loses_and_duplicates_nothing(
         await w.settle(rounds=4)
         problems = await disagreements(w)
         assert problems == [], f"{context}; {kills} kills:\n" + "\n".join(problems[:40])
+        assert kills >= 5, context
+        print(f"\n{context}: {kills} kills, {len(await w.ours('contact'))} live contacts agree")
+
+
+async def test_three_workers_killed_again_and_again_lose_and_duplicate_nothing(
+    tmp_path: Path,
+) -> None:
+    """Several workers (PostgreSQL state, NATS JetStream inbox, budgets shared): a random one
+    killed again and again and started again; once the people stop and faults are off, the
+    workers left running bring every side into agreement."""
+    nats = nats_url()
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1_000_000))
+    rng = random.Random(seed)
+    inbox_name = f"crm{uuid.uuid4().hex[:8]}"
+    context = f"seed {seed} (replay with CRASH_SEED={seed}); worker logs in {tmp_path}"
+    async with postgres_database() as url, world(tmp_path) as w:
+        settings = w.settings()
+        env = {
+            "CRM_CONNECTIONS": str(settings.connections),
+            "CRM_STATE_URL": url,
+            "CRM_INBOX_URL": nats,
+            "CRM_INBOX_NAME": inbox_name,
+            "CRM_PARTITIONS": "8",
+            "CRM_WORKER_TTL": "1.5",
+            "CRM_POLL_INTERVAL": "0.3",
+            "CRM_OVERLAP": "2",
+            "CRM_BATCH_LINGER": "0.005",
+            "CRM_SHUTDOWN_GRACE": "1",
+        }
+        logs = [tmp_path / f"worker{n}.log" for n in range(3)]
+        workers = [
+            await start_worker({**env, "CRM_STATE_DB": str(tmp_path / f"s{n}.db")}, logs[n], "crm")
+            for n in range(3)
+        ]
+        await faults(w, True)
+        crowd = asyncio.create_task(people(w, rng, seconds=12.0))
+        kills = 0
+        try:
+            while not crowd.done():
+                await asyncio.sleep(rng.uniform(0.4, 2.0))
+                n = rng.randrange(3)
+                workers[n].process.send_signal(signal.SIGKILL)
+                await workers[n].wait()
+                kills += 1
+                workers[n] = await start_worker(
+                    {**env, "CRM_STATE_DB": str(tmp_path / f"s{n}.db")}, logs[n], "crm"
+                )
+            await crowd
+            await faults(w, False)
+            problems: list[str] = ["not checked yet"]
+            async with asyncio.timeout(120):
+                while problems:
+                    await asyncio.sleep(2.0)
+                    for worker in workers:
+                        assert worker.process.returncode is None, (
+                            f"a worker exited {worker.process.returncode}; {context}\n"
+                            f"{worker.log()[-3000:]}"
+                        )
+                    problems = await disagreements(w)
+        except TimeoutError:
+            raise AssertionError(
+                f"{context}; {kills} kills; still disagreeing:\n" + "\n".join(problems[:40])
+            ) from None
+        finally:
+            crowd.cancel()
+            for worker in workers:
+                if worker.process.returncode is None:
+                    worker.process.kill()
+                    await worker.wait()
+            await delete_stream(nats, inbox_name)
         assert kills >= 5, context
         print(f"\n{context}: {kills} kills, {len(await w.ours('contact'))} live contacts agree")

@@ -159,7 +159,7 @@ async def world(tmp: Path, **provider_settings: dict[str, Any]) -> AsyncIterator
         internal = await stack.enter_async_context(
             serve_app(internal_app(CrmInternalSettings(db=str(tmp / "ours.db"))))
         )
-        makers = {
+        makers: dict[str, tuple[Any, Any]] = {
             "hubspot": (hubspot_app, HubSpotSettings),
             "salesforce": (salesforce_app, SalesforceSettings),
             "pipedrive": (pipedrive_app, PipedriveSettings),
