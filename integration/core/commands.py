@@ -138,7 +138,7 @@ def status_command(sync: Sync[Any]) -> click.Command:
         help=f"Show the {sync.name} sync's state: cursor, backlog, dead letters, id maps; "
         "with several workers, who polls and each partition's owner and lag.",
     )
-    @settings_options(sync.settings, STATUS_FLAGS)
+    @settings_options(sync.settings, (*STATUS_FLAGS, *sync.settings.STATE_FIELDS))
     def status(**params: Any) -> None:
         settings = load_settings(sync.settings, params)
         sys.exit(run_async(show_status(sync, settings)))
@@ -159,7 +159,7 @@ def dead_letters_command(sync: Sync[Any]) -> click.Command:
         multiple=True,
         help="put back one (repeatable) or all (default: only list them)",
     )
-    @settings_options(sync.settings, STATE_FLAGS)
+    @settings_options(sync.settings, (*STATE_FLAGS, *sync.settings.STATE_FIELDS))
     def dead_letters(retry: tuple[str, ...], **params: Any) -> None:
         settings = load_settings(sync.settings, params)
         sys.exit(run_async(show_dead_letters(sync, settings, list(retry))))

@@ -41,6 +41,7 @@ class EngineCollector:
         self.clock = clock
         self.status: Status | None = None
         """The store's status as of the last refresh; None until the first one."""
+        self.by_source: dict[str, Status] = {}
 
     def collect(self) -> Iterator[Metric]:
         s = self.stats
@@ -130,7 +131,28 @@ class EngineCollector:
             for part, waiting in sorted(s.partition_lag.items()):
                 lag.add_metric([str(part)], waiting)
             yield lag
+        for name, gauge in sorted(s.gauges.items()):
+            family = GaugeMetricFamily(name, gauge.help, labels=list(gauge.labels))
+            for labels, value in sorted(gauge.values.items()):
+                family.add_metric(list(labels), value)
+            yield family
         yield from self._store_metrics()
+        yield from self._source_lags()
+
+    def _source_lags(self) -> Iterator[Metric]:
+        if len(self.by_source) < 2:
+            return  # one source: integration_lag_seconds says it all
+        lags = GaugeMetricFamily(
+            "integration_source_lag_seconds",
+            "Per source (a CRM connection's object or our system's feed for it): now minus "
+            "the time the source's oldest pending entry occurred; 0 when nothing is pending.",
+            labels=["source"],
+        )
+        now = self.clock.now()
+        for source, status in sorted(self.by_source.items()):
+            oldest = status.oldest_pending_at
+            lags.add_metric([source], max(0.0, now - oldest) if oldest is not None else 0.0)
+        yield lags
 
     def _store_metrics(self) -> Iterator[Metric]:
         status = self.status
@@ -221,9 +243,15 @@ class EngineMetrics:
     async def refresh(self) -> None:
         """Read the store's status for the collector; on failure keep the last one (the health
         check reports a broken store, the metrics should still show the counters)."""
+        for refresher in self.collector.stats.refreshers:
+            try:
+                await refresher()
+            except Exception as exc:
+                log.warning("metrics: a sync's gauges could not be read: %s", exc)
         try:
             statuses = [await self.store.status(source) for source in self.sources]
             self.collector.status = combined(statuses)
+            self.collector.by_source = dict(zip(self.sources, statuses, strict=True))
         except Exception as exc:
             log.warning("metrics: cannot read the state store's status: %s", exc)
 

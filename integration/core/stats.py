@@ -4,7 +4,17 @@ and the metrics endpoint."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+
+@dataclass
+class Gauge:
+    """A sync's own labelled gauge (a CRM connection's budget left), set by the sync."""
+
+    help: str
+    labels: tuple[str, ...]
+    values: dict[tuple[str, ...], float] = field(default_factory=dict)
 
 
 @dataclass
@@ -30,6 +40,11 @@ class Stats:
     """Several workers: whether this worker holds the poller role (None: a lone process)."""
     polling_since: float | None = None
     """Several workers: when this worker took the poller role."""
+
+    gauges: dict[str, Gauge] = field(default_factory=dict)
+    """A sync's own gauges by metric name, exported as they are."""
+    refreshers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Called before each scrape: a sync brings its gauges up to date (an async read)."""
 
     def observe_request(self, service: str, method: str, outcome: str) -> None:
         self.requests[(service, method, outcome)] += 1

@@ -73,6 +73,10 @@ class SyncSettings(BaseSettings):
     """Fields in seconds that also take a duration as people type one (90s, 10m, 7d). A sync
     adds its own: ``DURATIONS = SyncSettings.DURATIONS | {...}``."""
 
+    STATE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """A sync's own fields that the commands reading its state need too (the CRM sync's
+    connections file names its sources); they become flags of ``status`` and ``dead-letters``."""
+
     state_db: Path = Field(
         Path("integration-state.db"),
         description="the sync's state: cursor, inbox, dead letters, id maps (SQLite)",

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from ...core.flow import Flow
 from ...core.http import mask_url
+from ...core.stats import Gauge
 from ...core.sync import Runtime, Sync
 from .clients import Wired, connect
 from .connections import ConnectionsFile, load
@@ -32,6 +33,7 @@ def crm_flows(
 
     assert isinstance(internal, InternalClient)
     flows: list[Flow] = []
+    sinks: list[CrmSink] = []
     for each in wired:
         connection = each.connection
         sink = CrmSink(
@@ -44,6 +46,7 @@ def crm_flows(
             breaker_hops=settings.breaker_hops,
             breaker_window=settings.breaker_window,
         )
+        sinks.append(sink)
         order = f"crm.{connection.name}"
         for obj in connection.objects:
             source = ProviderChanges(
@@ -59,7 +62,50 @@ def crm_flows(
         flows.append(
             Flow(InternalChanges(connection.name, connection.objects, internal), sink, order=order)
         )
+    _gauges(runtime, wired, sinks)
     return flows
+
+
+def _gauges(runtime: Runtime, wired: Sequence[Wired], sinks: Sequence[CrmSink]) -> None:
+    """Per connection, for ``/metrics``: the budget left on each limit, the seconds spent
+    waiting for it, the provider's refusals, and what the sink did."""
+    gauges = runtime.stats.gauges
+    left = gauges.setdefault(
+        "integration_crm_budget_remaining",
+        Gauge(
+            "Units of each provider limit the connection could spend now (its reserve left out).",
+            ("connection", "dimension"),
+        ),
+    )
+    waited = gauges.setdefault(
+        "integration_crm_budget_waited_seconds",
+        Gauge("Seconds spent waiting for the connection's budget, in all.", ("connection",)),
+    )
+    refused = gauges.setdefault(
+        "integration_crm_provider_refusals",
+        Gauge("Calls the provider refused for a limit (429/403), in all.", ("connection",)),
+    )
+    outcomes = gauges.setdefault(
+        "integration_crm_outcomes",
+        Gauge(
+            "What the sync did with each connection's entries, by outcome (provider.create, "
+            "internal.patch, echo, stale, rule.out.skip, quarantined...), in all.",
+            ("connection", "outcome"),
+        ),
+    )
+
+    async def refresh() -> None:
+        for each in wired:
+            name = each.connection.name
+            for dimension, units in (await each.budget.remaining()).items():
+                left.values[(name, dimension)] = units
+            waited.values[(name,)] = each.budget.waited
+            refused.values[(name,)] = each.budget.refusals
+        for sink in sinks:
+            for outcome, count in sink.counts.items():
+                outcomes.values[(sink.name, outcome)] = count
+
+    runtime.stats.refreshers.append(refresh)
 
 
 @asynccontextmanager

@@ -98,10 +98,12 @@ class ConnectionsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     internal_url: AnyHttpUrl = Field(description="our internal system's base URL")
-    connections: tuple[Connection, ...] = Field(min_length=1)
+    connections: tuple[Connection, ...]
 
     @model_validator(mode="after")
     def _unique(self) -> ConnectionsFile:
+        if not self.connections:
+            raise ValueError("no connections: add at least one [[connections]] table")
         names = [c.name for c in self.connections]
         doubles = sorted({n for n in names if names.count(n) > 1})
         if doubles:
@@ -117,7 +119,7 @@ def load(path: Path) -> ConnectionsFile:
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConnectionsError(f"{path}: no such connections file (CRM_CONNECTIONS)") from None
+        raise ConnectionsError(f"{path}: no such connections file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConnectionsError(f"{path}: cannot be read ({exc})") from None
     except tomllib.TOMLDecodeError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ...core.sync import SyncSettings
@@ -16,6 +16,7 @@ from ...core.sync import SyncSettings
 class CrmSettings(SyncSettings):
     model_config = SettingsConfigDict(env_prefix="CRM_")
 
+    STATE_FIELDS: ClassVar[tuple[str, ...]] = ("connections",)
     DURATIONS: ClassVar[frozenset[str]] = SyncSettings.DURATIONS | {
         "full_scan_interval",
         "overlap",
@@ -52,5 +53,19 @@ class CrmSettings(SyncSettings):
     batch_linger: float = Field(
         0.02, ge=0, description="seconds a write waits for others to share a batch call"
     )
+
+    @field_validator("connections")
+    @classmethod
+    def _readable(cls, path: Path) -> Path:
+        """The file is read and checked whole here, so a mistake in it is a settings error:
+        one line naming it, exit status 2, before anything starts."""
+        from .connections import ConnectionsError, load
+
+        try:
+            load(path)
+        except ConnectionsError as exc:
+            raise ValueError(str(exc)) from None
+        return path
+
     http_timeout: float = Field(15.0, gt=0, description="seconds, every HTTP call")
     max_in_flight: int = Field(8, ge=1, le=256, description="most requests to each service at once")
