@@ -25,9 +25,12 @@ async def test_metrics_show_each_connections_budget_lag_and_outcomes(tmp_path: P
         async with open_engine(SYNC, w.settings(), retry=FAST_RETRY) as engine:
             async with asyncio.timeout(60):
                 await engine.run(asyncio.Event(), once=True)
-            async with serve_health(engine) as health, aiohttp.ClientSession() as session:
-                async with session.get(health.url + "/metrics") as response:
-                    text = await response.text()
+            async with (
+                serve_health(engine) as health,
+                aiohttp.ClientSession() as session,
+                session.get(health.url + "/metrics") as response,
+            ):
+                text = await response.text()
     assert 'integration_crm_budget_remaining{connection="hubspot",dimension="burst"}' in text
     assert 'integration_crm_budget_remaining{connection="pipedrive",dimension="tokens"}' in text
     assert 'integration_source_lag_seconds{source="salesforce.internal"} 0.0' in text
