@@ -216,3 +216,43 @@ async def test_a_record_two_mappings_keep_rewriting_is_quarantined(tmp_path: Pat
         await w.settle(rounds=8, breaker_hops=3)
         reasons = await dead_letters(tmp_path)
         assert any("ping-pong" in reason for reason in reasons), reasons
+
+
+async def test_a_record_born_at_a_provider_keeps_one_key_after_the_sync_writes_to_it(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        w.connected = ("salesforce", "pipedrive")
+        w.extra["salesforce"] = '[connections.owners]\nphone = "internal"'
+        sf_id = await w.user_creates("salesforce", "contact", LastName="Born", Phone="1")
+        pd_id = await w.user_creates(
+            "pipedrive", "contact", name="Also Born", first_name="Also", last_name="Born"
+        )
+        await w.settle(rounds=2)
+        # Ours wins phone at Salesforce: the sync writes to the record born there.
+        (row,) = [r for r in await w.ours("contact") if r["born"] == "salesforce"]
+        await w.ours_edit("contact", row["id"], phone="2")
+        await w.user_edits("salesforce", "contact", sf_id, Phone="3")
+        await w.user_edits("pipedrive", "contact", pd_id, first_name="Al")
+        await w.settle(rounds=2)
+        (sf,) = [r for r in await w.records("salesforce", "contact") if r["id"] == sf_id]
+        assert sf["fields"].get("Our_Id__c") in (None, "")
+        assert sf["fields"]["Phone"] == "2"
+        assert len(await w.ours("contact")) == 2
+        assert await dead_letters(tmp_path) == []
+
+
+async def test_an_edit_of_a_record_a_person_deleted_at_the_provider_applies_the_delete(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        w.connected = ("hubspot",)
+        w.extra["hubspot"] = '[connections.deletes]\nfrom_provider = "delete"'
+        row = await w.ours_create("contact", last_name="Gone", phone="1")
+        await w.settle(rounds=1)
+        (hs,) = await w.records("hubspot", "contact")
+        await w.user_deletes("hubspot", "contact", hs["id"])
+        await w.ours_edit("contact", row["id"], phone="2")  # before any scan saw the delete
+        await w.settle(rounds=1)
+        assert await dead_letters(tmp_path) == []
+        assert await w.ours("contact") == []

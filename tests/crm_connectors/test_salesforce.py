@@ -303,7 +303,9 @@ async def test_two_writes_of_one_our_id_in_one_call_give_one_record(org: Start) 
     assert record["fields"]["LastName"] == "Second"
 
 
-async def test_a_write_with_a_provider_id_updates_that_record(org: Start) -> None:
+async def test_a_write_with_a_provider_id_updates_that_record_and_leaves_its_our_id(
+    org: Start,
+) -> None:
     o = await org()
     existing = await o.user_creates("Contact", LastName="Doe")
 
@@ -314,7 +316,8 @@ async def test_a_write_with_a_provider_id_updates_that_record(org: Start) -> Non
     assert result.ok and result.provider_id == existing and not result.created
     [record] = await o.truth("Contact")
     assert record["fields"]["Title"] == "CEO"
-    assert record["fields"]["Our_Id__c"] == "ours-9"  # found by our id from now on
+    # Born at Salesforce, it is known by its Salesforce id: giving it our id would change its key.
+    assert record["fields"].get("Our_Id__c") in (None, "")
 
 
 async def test_a_duplicate_external_id_fails_alone_and_the_rest_of_the_batch_succeeds(

@@ -147,9 +147,11 @@ class Connector(Protocol):
 
     async def upsert(self, object: ObjectName, writes: Sequence[Write]) -> list[WriteResult]:
         """Create or update, one result per write in order, at most ``max_batch`` per call. A
-        write with ``provider_id`` updates that record; without one, the record holding
-        ``our_id`` is updated if there is one, else created holding ``our_id`` (so repeating a
-        write whose answer was lost never creates a second record)."""
+        write with ``provider_id`` updates that record and leaves the id of ours it holds (or
+        not) as it is: a record born at the provider never gets one, so its key never changes.
+        Without ``provider_id``, the record holding ``our_id`` is updated if there is one, else
+        created holding ``our_id`` (so repeating a write whose answer was lost never creates a
+        second record)."""
         ...
 
     async def delete(self, object: ObjectName, ids: Sequence[str]) -> list[WriteResult]:

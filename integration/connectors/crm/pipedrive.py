@@ -202,7 +202,7 @@ class _Unwritable(ValueError):
 _INT_FIELDS = ("org_id", "owner_id")
 
 
-def _unflatten(fields: Mapping[str, Any], our_id: str) -> dict[str, Any]:
+def _unflatten(fields: Mapping[str, Any], our_id: str | None) -> dict[str, Any]:
     """Flattened names back to Pipedrive's body. v2 is strict, so integer ids are sent as real
     integers (a digit string is converted; anything else is refused here)."""
     body: dict[str, Any] = {}
@@ -219,8 +219,10 @@ def _unflatten(fields: Mapping[str, Any], our_id: str) -> dict[str, Any]:
             body[name] = _as_int(name, value)
         else:
             body[name] = value
-    custom[OUR_ID_KEY] = our_id
-    body["custom_fields"] = custom
+    if our_id is not None:
+        custom[OUR_ID_KEY] = our_id
+    if custom:
+        body["custom_fields"] = custom
     return body
 
 
@@ -430,7 +432,9 @@ class PipedriveConnector:
 
     async def _upsert_one(self, object: ObjectName, write: Write) -> WriteResult:
         try:
-            body = _unflatten(write.fields, write.our_id)
+            # An update by id leaves our id as it is: a record born at Pipedrive never gets one,
+            # so the key it is known by (its Pipedrive id) never changes.
+            body = _unflatten(write.fields, write.our_id if write.provider_id is None else None)
         except _Unwritable as exc:
             return WriteResult(ok=False, error=str(exc))
         try:

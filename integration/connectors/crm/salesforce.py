@@ -478,8 +478,8 @@ class SalesforceConnector:
         collection upsert on ``Our_Id__c`` (Salesforce finds the record holding our id or
         creates it), so repeating a write whose answer was lost never makes a second record.
 
-        Every record written carries ``Our_Id__c`` (an update too), so that a later write that
-        only knows our id finds the record."""
+        An update by id leaves ``Our_Id__c`` as it is: a record born at Salesforce never gets our
+        id, so the key it is known by (its Salesforce id) never changes."""
         sobject = OBJECTS[object]
         results: list[WriteResult | None] = [None] * len(writes)
         updates = [(i, w) for i, w in enumerate(writes) if w.provider_id is not None]
@@ -488,7 +488,6 @@ class SalesforceConnector:
                 {
                     "attributes": {"type": sobject},
                     **w.fields,
-                    EXTERNAL_ID: w.our_id,
                     "id": w.provider_id,
                 }
                 for _, w in chunk

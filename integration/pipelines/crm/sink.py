@@ -49,6 +49,11 @@ def _epoch(text: Any) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
+class _Gone(Exception):
+    """The provider's record was deleted there (found when a write to it failed): the delete
+    has been applied instead, and the entry is done."""
+
+
 class Quarantined(PermanentError):
     """A record the sync carried back and forth too often: it waits, blocked, for a person."""
 
@@ -106,6 +111,8 @@ class CrmSink:
         except VersionMismatch as exc:
             # A person wrote our record between our read and our write: read it again.
             raise TransientError(str(exc), maybe_applied=False) from exc
+        except _Gone:
+            return
 
     # -- the provider changed ----------------------------------------------------------------
 
@@ -373,6 +380,13 @@ class CrmSink:
         if not result.ok:
             if result.transient:
                 raise TransientError(f"{where}: {result.error}", maybe_applied=True)
+            if not create and link.provider_id is not None:
+                # Refused as an update: a person may have deleted the record there since the
+                # last scan. Then that delete is what happened, not a write to set aside.
+                (found,) = await self.connector.get(obj, [link.provider_id])
+                if found is None or found.deleted:
+                    await self._provider_deleted(link, link.provider_id)
+                    raise _Gone()
             raise PermanentError(
                 f"{where}: {self.connector.kind} refused the write: {result.error}"
             )
