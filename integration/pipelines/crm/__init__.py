@@ -17,6 +17,7 @@ from ...core.flow import Flow
 from ...core.http import mask_url
 from ...core.sync import Runtime, Sync
 from .clients import Wired, connect
+from .commands import COMMANDS
 from .connections import ConnectionsFile, load
 from .settings import CrmSettings
 from .sink import CrmSink
@@ -95,5 +96,6 @@ SYNC: Sync[CrmSettings] = Sync(
     sources=source_names,
     key_noun="record",
     describe=describe,
+    commands=COMMANDS,
     dev_commands={"demo": "devtools.crm.demo:command"},
 )
