@@ -132,3 +132,17 @@ def test_verify_is_a_command_of_the_crm_sync() -> None:
     (verify_command,) = [c for c in SYNC.commands if c.name == "verify"]
     help_text = CliRunner().invoke(verify_command, ["--help"]).output
     assert "--connection NAME" in help_text and "--repair" in help_text
+
+
+async def test_a_provider_record_no_sync_pass_has_seen_is_missing_in_ours_until_repaired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with world(tmp_path) as w:
+        w.connected = ("hubspot",)
+        await w.ours_create("contact", last_name="Moe")
+        await w.settle(rounds=1)
+        hs_id = await w.user_creates("hubspot", "contact", lastname="Nyt", email="n@x.io")
+        assert await verify(w) == 1
+        assert f"contact:p{hs_id}" in capsys.readouterr().out
+        assert await verify(w, repair=True) == 0
+        assert sorted(r["last_name"] for r in await w.ours("contact")) == ["Moe", "Nyt"]

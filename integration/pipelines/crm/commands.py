@@ -83,7 +83,8 @@ class Report:
         return sum(1 for d in self.differences if d.problem == problem)
 
     def summary(self) -> str:
-        counts = ", ".join(f"{problem} {self.count(problem)}" for problem in PROBLEMS[:4])
+        shown = [p for p in PROBLEMS if p != UNREADABLE or self.count(p)]  # only when it is so
+        counts = ", ".join(f"{problem} {self.count(problem)}" for problem in shown)
         return f"{self.connection}: {self.linked} record(s) linked; {counts}"
 
 
