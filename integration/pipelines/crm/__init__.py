@@ -18,6 +18,7 @@ from ...core.http import mask_url
 from ...core.stats import Gauge
 from ...core.sync import Runtime, Sync
 from .clients import Wired, connect
+from .commands import COMMANDS
 from .connections import ConnectionsFile, load
 from .settings import CrmSettings
 from .sink import CrmSink
@@ -144,5 +145,6 @@ SYNC: Sync[CrmSettings] = Sync(
     sources=source_names,
     key_noun="record",
     describe=describe,
+    commands=COMMANDS,
     dev_commands={"demo": "devtools.crm.demo:command"},
 )

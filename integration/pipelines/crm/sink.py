@@ -114,6 +114,47 @@ class CrmSink:
         except _Gone:
             return
 
+    async def reconcile(self, key: str) -> None:
+        """Read both sides of record ``key`` afresh and converge them (``verify --repair``),
+        through the same steps as an entry: a tombstone of ours is carried out; a provider
+        record gone (a purge the feed never showed) is written again from ours; otherwise the
+        provider's record is merged as if just read, then ours, each against what both sides
+        last agreed on."""
+        link = await self.links.get(key)
+        obj = self._object(link)
+        if link.state == "deleted":
+            return  # deleted on both sides, as for an entry
+        ident = key.partition(":")[2]  # a record never applied has a link with its key only
+        if link.our_id is None and ident.startswith("l"):
+            link.our_id = int(ident[1:])
+        if link.provider_id is None and ident.startswith("p"):
+            link.provider_id = ident[1:]
+        row = await self.internal.get(obj, link.our_id) if link.our_id is not None else None
+        found = None
+        if link.provider_id is not None:
+            (found,) = await self.connector.get(obj, [link.provider_id])
+        if row is not None and row.get("deleted"):
+            await self._internal_deleted(link, row)
+            return
+        if found is None or found.deleted:
+            if row is None:
+                return
+            # Forget what the provider was said to hold: the record is written afresh (an
+            # upsert by our id, so one that is there after all is updated, not doubled).
+            link.provider_id, link.base, link.written = None, None, {}
+            link.state, link.creating, link.internal_version = "live", False, None
+            await self._internal_changed(link, row)
+            return
+        link.provider_at, link.written = None, {}  # the provider's record taken as new to us
+        await self._provider_changed(link, found)
+        our_id = link.our_id
+        if our_id is not None:
+            link = await self.links.get(key)
+            link.internal_version = None
+            fresh = await self.internal.get(obj, our_id)
+            if fresh is not None:
+                await self._internal_changed(link, fresh)
+
     # -- the provider changed ----------------------------------------------------------------
 
     async def _provider_changed(self, link: Link, record: RemoteRecord) -> None:

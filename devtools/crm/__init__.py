@@ -1,0 +1,1 @@
+"""Development tools of the CRM sync (``python run.py crm demo``)."""
