@@ -429,6 +429,11 @@ DEMO_DEFAULTS: dict[str, Any] = {"poll_interval": 2.0, "full_scan_interval": 10.
 def command(**options: Any) -> None:
     demo_dir = options["dir"] or Path(tempfile.mkdtemp(prefix="crm-demo-"))
     options["dir"] = demo_dir
+    # The settings check the connections file; the real one (with the stand-ins' ports) replaces
+    # this one once they listen.
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    placeholder = {name: "http://127.0.0.1:1" for name in ("ours", *PROVIDERS)}
+    (demo_dir / "crm-connections.toml").write_text(connections_text(placeholder), "utf-8")
     settings = load_settings(
         Settings,
         options,
