@@ -178,14 +178,9 @@ async def compare_connection(
             there = ours_link.provider_id if ours_link is not None else None
             found = theirs.get(there) if there is not None else None
             if found is None:
-                # A link without a provider id or base was held back by a rule (or is a dead
-                # letter): not expected there.
-                expected = (
-                    ours_link is None
-                    or ours_link.provider_id is not None
-                    or ours_link.base is not None
-                )
-                if expected and _wanted(rules, obj, canonical, "out", bool(row.get("archived"))):
+                # Missing unless the rules keep it from this provider. A record whose write was
+                # refused (a dead letter) is missing too: the sides do not agree on it.
+                if _wanted(rules, obj, canonical, "out", bool(row.get("archived"))):
                     gone = "never written" if ours_link is None else f"id {ours_link.provider_id}"
                     report.differences.append(
                         Difference(key, MISSING_THERE, f"our {obj} {our_id} ({gone})")
