@@ -213,7 +213,7 @@ async def test_a_record_two_mappings_keep_rewriting_is_quarantined(tmp_path: Pat
             '  {field = "name", canonical = ["first_name", "last_name"], transform = "join"},\n]'
         )
         await w.ours_create("contact", first_name="ann", last_name="Ro")
-        await w.settle(rounds=8, breaker_hops=3)
+        await w.settle(rounds=8, breaker_hops=2)
         reasons = await dead_letters(tmp_path)
         assert any("ping-pong" in reason for reason in reasons), reasons
 
@@ -256,3 +256,17 @@ async def test_an_edit_of_a_record_a_person_deleted_at_the_provider_applies_the_
         await w.settle(rounds=1)
         assert await dead_letters(tmp_path) == []
         assert await w.ours("contact") == []
+
+
+async def test_a_person_editing_a_record_often_at_a_provider_is_not_taken_for_a_ping_pong(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        w.connected = ("salesforce",)
+        sf_id = await w.user_creates("salesforce", "contact", LastName="Busy")
+        for n in range(5):
+            await w.settle(rounds=1)
+            await w.user_edits("salesforce", "contact", sf_id, Phone=str(n))
+        await w.settle(rounds=1, breaker_hops=3)
+        assert await dead_letters(tmp_path) == []
+        assert [r["phone"] for r in await w.ours("contact")] == ["4"]

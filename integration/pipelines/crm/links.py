@@ -41,7 +41,10 @@ class Link(BaseModel):
     """A create at the provider was attempted and its answer not yet recorded: the next attempt
     must look for it first (a provider without an upsert)."""
     hops: list[float] = Field(default_factory=list)
-    """When the sync carried a change of this record across, lately (the ping-pong breaker)."""
+    """When the sync carried a change of this record back the other way, lately (the ping-pong
+    breaker)."""
+    last_direction: str | None = None
+    """The direction of the last carry (``in``: to our system; ``out``: to the provider)."""
 
 
 def link_key(object: str, our_id: int | None, provider_id: str | None) -> str:

@@ -8,9 +8,9 @@ canonical form (a refusal is a dead letter naming the field path and the rule), 
 echo (the values we last wrote), merge it per field with the other side (owner first, then the
 later change, our system on a tie), let the connection's rules decide the action (recorded per
 record), map out and validate for the target, write (idempotent: upsert by our id at the provider,
-an idempotency key and ``If-Match`` in our system), record the link. A record carried across more
-than ``breaker_hops`` times within ``breaker_window`` seconds with no person's change in our system
-between is quarantined: a dead letter that blocks it until someone looks.
+an idempotency key and ``If-Match`` in our system), record the link. A record carried back and
+forth more than ``breaker_hops`` times within ``breaker_window`` seconds with no person's change in
+our system between is quarantined: a dead letter that blocks it until someone looks.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ class CrmSink:
             owner=self._owner,
         )
         decision = await self._decide(link, "in", obj, merged.result, set(merged.for_internal), row)
-        self._hop(link)
+        self._hop(link, "in")
         version = int(row["version"])
         if decision.action == "skip":
             merged_result = {**merged.result, **{n: ours[n] for n in merged.for_internal}}
@@ -222,7 +222,7 @@ class CrmSink:
             fields = {n: merged_result[n] for n in merged.for_provider}
             await self._write_provider(link, obj, merged_result, only=list(fields))
         await self._clashes(link, merged.clashes)
-        self._carried(link)
+        self._carried(link, "in")
         link.base = merged_result
         link.provider_at = record.updated_at
         link.internal_version = max(version, link.internal_version or 0)
@@ -241,7 +241,7 @@ class CrmSink:
             await self.links.save(link)
             self._count("origin-gone")
             return
-        self._hop(link)
+        self._hop(link, "in")
         body: dict[str, Any] = {
             **theirs,
             "links": {self.name: record.id},
@@ -254,7 +254,7 @@ class CrmSink:
             idempotency_key=f"{self.name}:{obj}:{record.id}",
         )
         self._count("internal.create")
-        self._carried(link)
+        self._carried(link, "in")
         link.our_id = int(row["id"])
         link.base = dict(theirs)
         link.internal_version = int(row["version"])
@@ -302,6 +302,7 @@ class CrmSink:
             return
         if entry_row.get("origin") == "user":
             link.hops.clear()  # a person's change: not a ping-pong
+            link.last_direction = None
         # Read again: a newer version than the entry's may be there, and it is the one to write
         # (changes made while this record waited for the budget coalesce into one write).
         row = await self.internal.get(obj, our_id)
@@ -327,9 +328,9 @@ class CrmSink:
             action = "skip"
         if action in ("archive", "delete"):
             if link.provider_id is not None and link.state == "live":
-                self._hop(link)
+                self._hop(link, "out")
                 await self._delete_provider(link, obj)
-                self._carried(link)
+                self._carried(link, "out")
                 link.state = "archived"
             link.internal_version = int(row["version"])
             await self.links.save(link)
@@ -339,7 +340,7 @@ class CrmSink:
             await self.links.save(link)
             self._count("rule.skip" if action == "skip" else "echo")
             return
-        self._hop(link)
+        self._hop(link, "out")
         if link.state == "archived":
             # Back in the rules' favour after an archive: it is written afresh.
             link.state, link.provider_id, link.base, link.written = "live", None, None, {}
@@ -370,7 +371,7 @@ class CrmSink:
                 row = written
                 self._count("internal.revert")
             link.base = merged.result
-        self._carried(link)
+        self._carried(link, "out")
         link.internal_version = max(int(row["version"]), link.internal_version or 0)
         await self.links.save(link)
 
@@ -504,24 +505,30 @@ class CrmSink:
                 },
             )
 
-    def _hop(self, link: Link) -> None:
-        """Before carrying a change across: quarantine the record if that would be one carry
-        too many lately. The carry itself is counted once it succeeded (``_carried``): a write
-        retried after a failure is one carry, not several."""
+    def _hop(self, link: Link, direction: str) -> None:
+        """Before carrying a change across: quarantine the record if that would be one bounce
+        too many lately. A bounce is a carry in the other direction than the record's last one
+        (ours → provider, then provider → ours...): a person editing one side often carries
+        one way again and again, a ping-pong goes back and forth. Bounces are counted once the
+        carry succeeded (``_carried``): a write retried after a failure is one carry."""
         now = self.clock.now()
         recent = [t for t in link.hops if t > now - self.breaker_window]
-        if len(recent) + 1 > self.breaker_hops:
+        bounce = link.last_direction is not None and link.last_direction != direction
+        if bounce and len(recent) + 1 > self.breaker_hops:
             self._count("quarantined")
             raise Quarantined(
-                f"{self.name} {link.key}: carried across {len(recent) + 1} times within "
-                f"{self.breaker_window:g} s with no person's change in between (a ping-pong: two "
-                "sides keep rewriting each other's value, e.g. mappings that normalise a field "
-                "differently); quarantined until retried"
+                f"{self.name} {link.key}: carried back and forth {len(recent) + 1} times within "
+                f"{self.breaker_window:g} s with no person's change in our system in between (a "
+                "ping-pong: two sides keep rewriting each other's value, e.g. mappings that "
+                "normalise a field differently); quarantined until retried"
             )
 
-    def _carried(self, link: Link) -> None:
+    def _carried(self, link: Link, direction: str) -> None:
         now = self.clock.now()
-        link.hops = [t for t in link.hops if t > now - self.breaker_window] + [now]
+        link.hops = [t for t in link.hops if t > now - self.breaker_window]
+        if link.last_direction is not None and link.last_direction != direction:
+            link.hops.append(now)
+        link.last_direction = direction
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
