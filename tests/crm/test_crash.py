@@ -163,6 +163,12 @@ async def test_three_workers_killed_again_and_again_lose_and_duplicate_nothing(
                 )
             await crowd
             await faults(w, False)
+            await asyncio.sleep(3.0)
+            # Before the check's own reads (which spend the accounts' budgets outside the
+            # workers'): three workers sharing each budget drew no refusal.
+            for name in w.connected:
+                stats = await w.stats(name)
+                assert stats["limited"] == 0, (context, name, stats["limited_by_policy"])
             problems: list[str] = ["not checked yet"]
             async with asyncio.timeout(120):
                 while problems:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from ...connectors.crm.base import Connector, UnlimitedBudget
-from ...connectors.crm.budget import ConnectionBudget, local_budget
+from ...connectors.crm.budget import ConnectionBudget, local_budget, shared_budget
 from ...connectors.crm.hubspot import HubSpotConnector
 from ...connectors.crm.internal import InternalClient
 from ...connectors.crm.pipedrive import PipedriveConnector
@@ -80,7 +80,19 @@ async def connect(
             connector = build_connector(
                 connection, service(connection.name, connection.url, connection.token())
             )
-            budget = local_budget(connector.dimensions(), reserve=connection.reserve, clock=clock)
+            budget: ConnectionBudget
+            if store is not None and settings.state_url is not None:
+                budget = await shared_budget(
+                    connector.dimensions(),
+                    store,
+                    connection.name,
+                    reserve=connection.reserve,
+                    clock=clock,
+                )
+            else:
+                budget = local_budget(
+                    connector.dimensions(), reserve=connection.reserve, clock=clock
+                )
             connector.budget = budget  # type: ignore[attr-defined]
             writer = Writer(
                 connector, clock, linger=settings.batch_linger, batch=connection.batch_writes
