@@ -218,7 +218,8 @@ def _settings(directory: Path, connections: Path, **overrides: Any) -> Any:
         "log_level": "WARNING",
     }
     values.update(overrides)
-    return CrmSettings(**values)
+    # No .env: the bench's settings are its own (CRM_* variables still apply, for experiments).
+    return CrmSettings(_env_file=None, **values)
 
 
 @dataclasses.dataclass
@@ -298,6 +299,7 @@ async def null_providers(records: int, directory: Path) -> Row:
         settings = _settings(directory, connections)
         async with open_engine(_sync(wiring, swap), settings) as engine:
             standin_before = ours.cpu()
+            internal_before = int(ours.stats()["total"])
             cpu_before = time.process_time()
             started = time.perf_counter()
             async with asyncio.timeout(_run_timeout(records)):
@@ -305,6 +307,7 @@ async def null_providers(records: int, directory: Path) -> Row:
             wall = time.perf_counter() - started
             cpu = time.process_time() - cpu_before
             standin_cpu = ours.cpu() - standin_before
+            internal_requests = int(ours.stats()["total"]) - internal_before
             problems = list(engine.drain_problems)
     finally:
         ours.stop()
@@ -331,6 +334,7 @@ async def null_providers(records: int, directory: Path) -> Row:
             "cpu_s": _round(cpu),
             "cpu_s_per_1000_records": _round(cpu / records * 1000),
             "internal_standin_cpu_s": _round(standin_cpu),
+            "internal_requests_per_record": _round(internal_requests / records, 3),
             "provider_calls": null.upsert_calls,
             "records_per_call": _round(null.records_written / max(1, null.upsert_calls), 1),
         },
@@ -348,6 +352,8 @@ class Counted:
     by_route: dict[str, int]
     problems: list[str]
     batch_mean: float | None = None
+    internal_requests: int | None = None
+    """Requests to our system (the sync's only: the person's and the bench's are taken off)."""
     feed_entries: int | None = None
 
 
@@ -365,6 +371,8 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
             )
             wiring = Wiring()
             settings = _settings(directory, connections, poll_interval=1.0)
+            # Our system's requests from here on are the sync's, and the person's edits.
+            before = int(ours.stats()["total"]) + records * edits
             problems: list[str] = []
             deadline = time.monotonic() + _run_timeout(records * (1 + edits))
             async with open_engine(_sync(wiring, None), settings) as engine:
@@ -383,6 +391,7 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
                 problems += engine.drain_problems
             problems += await world.agree(session, ours.url, hub.url)
             stats = hub.stats()
+            internal_requests = int(ours.stats()["total"]) - before
     finally:
         ours.stop()
         hub.stop()
@@ -391,7 +400,9 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
     states = _inbox_states(directory / "crm-state.db")
     if states.get("dead") or states.get("pending"):
         problems.append(f"inbox not drained clean: {states}")
-    return Counted(int(stats["total"]), world.requests_by_route(stats), problems, batch_mean)
+    return Counted(
+        int(stats["total"]), world.requests_by_route(stats), problems, batch_mean, internal_requests
+    )
 
 
 async def _until_agreed(
@@ -460,6 +471,7 @@ async def requests_per_record(records: int, edits: int, directory: Path) -> Row:
             "naive_requests_per_change": _round(naive.requests / changes, 4),
             "naive_over_sync": _round(naive.requests / sync.requests, 2) if sync.requests else None,
             "naive_feed_entries": naive.feed_entries,
+            "sync_internal_requests_per_record": _round((sync.internal_requests or 0) / records, 3),
             "sync_records_per_write_call": _round(sync.batch_mean, 1) if sync.batch_mean else None,
         },
         by_route={"sync": sync.by_route, "naive": naive.by_route},
