@@ -353,6 +353,7 @@ class Counted:
     problems: list[str]
     batch_mean: float | None = None
     internal_requests: int | None = None
+    internal_by_route: dict[str, int] = dataclasses.field(default_factory=dict)
     """Requests to our system (the sync's only: the person's and the bench's are taken off)."""
     feed_entries: int | None = None
 
@@ -391,7 +392,8 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
                 problems += engine.drain_problems
             problems += await world.agree(session, ours.url, hub.url)
             stats = hub.stats()
-            internal_requests = int(ours.stats()["total"]) - before
+            internal_stats = ours.stats()
+            internal_requests = int(internal_stats["total"]) - before
     finally:
         ours.stop()
         hub.stop()
@@ -401,7 +403,12 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
     if states.get("dead") or states.get("pending"):
         problems.append(f"inbox not drained clean: {states}")
     return Counted(
-        int(stats["total"]), world.requests_by_route(stats), problems, batch_mean, internal_requests
+        int(stats["total"]),
+        world.requests_by_route(stats),
+        problems,
+        batch_mean,
+        internal_requests,
+        world.requests_by_route(internal_stats),
     )
 
 
@@ -474,7 +481,11 @@ async def requests_per_record(records: int, edits: int, directory: Path) -> Row:
             "sync_internal_requests_per_record": _round((sync.internal_requests or 0) / records, 3),
             "sync_records_per_write_call": _round(sync.batch_mean, 1) if sync.batch_mean else None,
         },
-        by_route={"sync": sync.by_route, "naive": naive.by_route},
+        by_route={
+            "sync": sync.by_route,
+            "naive": naive.by_route,
+            "sync_internal (the person's creates and edits included)": sync.internal_by_route,
+        },
         notes="changes = creates + edits in our feed; HubSpot requests counted by its "
         "/_standin/stats (reads included: the sync's searches and the echoes of its writes); "
         "each contact's edits are made back to back while the integration runs; our feed shows a "
