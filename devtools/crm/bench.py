@@ -398,6 +398,8 @@ async def _sync_run(records: int, edits: int, directory: Path) -> Counted:
             stats = hub.stats()
             internal_stats = ours.stats()
             internal_requests = int(internal_stats["total"]) - before
+    except Exception as exc:
+        raise RuntimeError(f"sync: {exc} ({ours.state()}; {hub.state()})") from exc
     finally:
         ours.stop()
         hub.stop()
@@ -454,6 +456,8 @@ async def _naive_run(records: int, edits: int, directory: Path) -> Counted:
                 await following
             problems = await world.agree(session, ours.url, hub.url)
             stats = hub.stats()
+    except Exception as exc:
+        raise RuntimeError(f"naive: {exc} ({ours.state()}; {hub.state()})") from exc
     finally:
         ours.stop()
         hub.stop()

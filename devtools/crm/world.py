@@ -57,6 +57,13 @@ class Served:
     def cpu(self) -> float:
         return cpu_seconds(self.child.pid) or 0.0
 
+    def state(self) -> str:
+        """Whether it still runs, for a failure's account."""
+        usage = self.child.poll()
+        if usage is None:
+            return f"{self.name} at {self.url} running"
+        return f"{self.name} at {self.url} exited {usage.exit_code}: {self.child.tail(5)}"
+
     def stop(self) -> None:
         self.child.stop(10.0)
 
