@@ -13,7 +13,9 @@ A run, in order (as ``devtools/bench/distributed.py`` does it for BigChat):
    holds all N contacts (polled from ``/_standin/records``); then every contact is checked;
 5. the workers stopped (SIGTERM), the stream deleted, the database dropped.
 
-CPU is the workers' user + system time (``/proc``) between 4's start and its end.
+CPU is the workers' user + system time (``/proc``) between 4's start and its end; the machine's
+busy share (every core, ``/proc/stat``) over the same time says whether the machine, rather
+than the sync, was the limit.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from devtools.bench.distributed import cpu_seconds, database_url, stream_of
+from devtools.bench.distributed import cpu_seconds, database_url, machine_busy, stream_of
 from devtools.bench.processes import REPO, STOP_TIMEOUT, Child
 
 from . import world
@@ -81,6 +83,10 @@ class Run:
         self.wall = 0.0
         self.cpu = 0.0
         self.settle_s = 0.0
+        self.machine_busy: float | None = None
+        """Share of the machine's CPU (every core) busy while measured: near 1, the row
+        measured the machine, not the sync."""
+        self.hubspot_requests: dict[str, int] = {}
         self.timeout = 120.0 + records / 10
 
     async def measure(self) -> None:
@@ -110,7 +116,9 @@ class Run:
                     self.problems.append(
                         f"{child.name}: exit status {child.usage.exit_code}:\n{child.tail()}"
                     )
-            limited = hub.stats().get("limited")
+            hub_stats = hub.stats()
+            self.hubspot_requests = world.requests_by_route(hub_stats)
+            limited = hub_stats.get("limited")
             if limited:
                 self.problems.append(f"HubSpot refused {limited} request(s) for a limit")
         finally:
@@ -157,6 +165,7 @@ class Run:
             return
         self.settle_s = time.monotonic() - started
         cpu_before = self._cpu()
+        machine_before = machine_busy()
         served = _changes_served(ours.stats())
         _patch_faults(ours.url, {"error_rate": 0.0})
         # The clock starts when our system first serves the feed (the poller may be in a
@@ -179,6 +188,10 @@ class Run:
             await asyncio.sleep(0.05)
         self.wall = time.monotonic() - begun
         self.cpu = self._cpu() - cpu_before
+        machine_after = machine_busy()
+        spent = machine_after[1] - machine_before[1]
+        if spent > 0:
+            self.machine_busy = round((machine_after[0] - machine_before[0]) / spent, 3)
 
     async def _settle(self, db: asyncpg.Connection, deadline: float) -> bool:
         share = math.ceil(PARTITIONS / self.workers)
@@ -273,6 +286,9 @@ def scaling(records: int, directory: Path, postgres_url: str, nats_url: str) -> 
             run.cpu / records * 1000, 3
         )
         figures[f"workers_{run.workers}_settle_s"] = round(run.settle_s, 2)
+        figures[f"workers_{run.workers}_machine_cpu_busy"] = run.machine_busy
+        writes = sum(n for route, n in run.hubspot_requests.items() if "/batch/" in route)
+        figures[f"workers_{run.workers}_hubspot_write_calls"] = writes
     one, two = runs[0], runs[-1]
     figures["factor_2_over_1"] = round(one.wall / two.wall, 2) if two.wall > 0 else None
     return Row(
@@ -280,6 +296,7 @@ def scaling(records: int, directory: Path, postgres_url: str, nats_url: str) -> 
         verified=not problems,
         findings=problems,
         figures=figures,
+        by_route={f"{r.workers}_workers_hubspot": r.hubspot_requests for r in runs},
         notes=f"HubSpot latency {LATENCY_MS:g} ms, limits out of reach; {PARTITIONS} partitions; "
         "wall from our system's first /changes served to every contact at HubSpot; CPU is the "
         "workers' over that time (not PostgreSQL's, NATS's or the stand-ins')",
