@@ -225,6 +225,8 @@ class PostgresLedger:
         self.store = store
         self.connection = connection
         self.limits = {limit.name: limit for limit in limits}
+        self.granted: list[float] = []
+        """The server's time of each call granted here (what a test of the budget judges)."""
 
     async def open(self) -> None:
         names = list(self.limits)
@@ -263,6 +265,7 @@ class PostgresLedger:
             )
             if wait > 0:
                 return wait
+            self.granted.append(now)
             for name, cost in costs.items():
                 if name in cells and cost > 0:
                     spend(self.limits[name], cells[name], cost, now)

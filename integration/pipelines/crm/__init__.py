@@ -146,5 +146,5 @@ SYNC: Sync[CrmSettings] = Sync(
     key_noun="record",
     describe=describe,
     commands=COMMANDS,
-    dev_commands={"demo": "devtools.crm.demo:command"},
+    dev_commands={"demo": "devtools.crm.demo:command", "bench": "devtools.crm.bench:command"},
 )
