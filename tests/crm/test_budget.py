@@ -87,3 +87,17 @@ async def test_a_refusal_by_the_provider_holds_the_dimension_for_its_wait() -> N
     await asyncio.sleep(0)
     await budget.take("write")
     assert clock.at >= 1_000_030.0
+
+
+async def test_a_write_does_not_wait_behind_a_search_held_by_the_search_limit() -> None:
+    clock = Clock()
+    search = Dimension("search", 4, 1.0, costs={"search": 1}, default_cost=0)
+    burst = Dimension("burst", 100, 10.0)
+    budget = local_budget([search, burst], reserve=0.0, clock=clock)
+    searches = [asyncio.create_task(budget.take("search")) for _ in range(20)]
+    await asyncio.sleep(0)
+    started = clock.at
+    await budget.take("write")
+    write_waited = clock.at - started
+    await asyncio.gather(*searches)
+    assert write_waited < 0.5

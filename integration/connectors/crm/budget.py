@@ -166,7 +166,8 @@ class LocalLedger:
 
 
 class ConnectionBudget:
-    """``Budget`` for one connection: waits until a call fits, in arrival order."""
+    """``Budget`` for one connection: waits until a call fits, in arrival order per kind of
+    call."""
 
     def __init__(
         self,
@@ -177,7 +178,9 @@ class ConnectionBudget:
         self.dimensions = {dim.name: dim for dim in dimensions}
         self.ledger = ledger
         self.clock = clock or SystemClock()
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        """Calls of one kind wait in arrival order; kinds do not wait for each other (a write
+        held behind a search that waits for HubSpot's search limit would wait for nothing)."""
         self.waited = 0.0
         """Seconds spent waiting for the budget (a metric: how often the limit is the brake)."""
         self.refusals = 0
@@ -188,7 +191,7 @@ class ConnectionBudget:
 
     async def take(self, call: str) -> None:
         costs = self.costs(call)
-        async with self._lock:
+        async with self._locks.setdefault(call, asyncio.Lock()):
             while (wait := await self.ledger.attempt(costs)) > 0:
                 self.waited += wait
                 await self.clock.sleep(min(wait, 60.0))
