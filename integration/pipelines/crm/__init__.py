@@ -46,6 +46,8 @@ def crm_flows(
             writer=each.writer,
             breaker_hops=settings.breaker_hops,
             breaker_window=settings.breaker_window,
+            # A request sent by a worker that died can land until its timeout has passed.
+            create_horizon=settings.http_timeout + 5.0,
         )
         sinks.append(sink)
         order = f"crm.{connection.name}"

@@ -40,6 +40,10 @@ class Link(BaseModel):
     creating: bool = False
     """A create at the provider was attempted and its answer not yet recorded: the next attempt
     must look for it first (a provider without an upsert)."""
+    creating_by: str | None = None
+    """Which sink made that attempt (a random id per process run)."""
+    creating_at: float | None = None
+    """When that attempt was made."""
     hops: list[float] = Field(default_factory=list)
     """When the sync carried a change of this record back the other way, lately (the ping-pong
     breaker)."""

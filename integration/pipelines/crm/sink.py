@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,7 @@ class CrmSink:
         writer: Writer,
         breaker_hops: int = 5,
         breaker_window: float = 60.0,
+        create_horizon: float = 20.0,
     ) -> None:
         self.connection = connection
         self.name = connection.name
@@ -82,6 +84,9 @@ class CrmSink:
         self.origin = origin_of(connection.name)
         self.breaker_hops = breaker_hops
         self.breaker_window = breaker_window
+        self.create_horizon = create_horizon
+        self.instance = uuid.uuid4().hex[:12]
+        """This run's id, on the create intents it records (see ``_write_provider``)."""
         self.counts: dict[str, int] = {}
         """What the sink did, by outcome (``provider.write``, ``echo``, ``rule.skip``): metrics."""
 
@@ -407,8 +412,22 @@ class CrmSink:
         create = link.provider_id is None
         fields = to_provider(obj, mapping, record, only=only, create=create, where=where)
         if create:
+            if link.creating and link.creating_by != self.instance:
+                # Another worker's attempt, or one from before a restart: its request may still
+                # be landing (a search now could miss it, and a second record be created), so
+                # it is looked for only once a request of then can no longer land.
+                wait = (link.creating_at or 0.0) + self.create_horizon - self.clock.now()
+                if wait > 0:
+                    raise TransientError(
+                        f"{where}: an earlier attempt to create it (another worker's, or from "
+                        f"before a restart) may still land; looking for it in {wait:.0f} s",
+                        retry_after=wait,
+                        maybe_applied=True,
+                    )
             surely_new = not link.creating
             link.creating = True
+            link.creating_by = self.instance
+            link.creating_at = self.clock.now()
             await self.links.save(link)  # the intent, before the first try
         else:
             surely_new = False
