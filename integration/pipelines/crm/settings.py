@@ -34,6 +34,13 @@ class CrmSettings(SyncSettings):
         "mapping, rules, field owners and limits",
     )
     poll_interval: float = Field(5.0, gt=0, description="seconds between polls")
+    concurrency: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="records applied in parallel (each waits up to CRM_BATCH_LINGER to share "
+        "a batch call, so this caps the records per call)",
+    )
     overlap: float = Field(
         5.0,
         ge=0,
