@@ -166,12 +166,3 @@ class CaseList(BaseModel):
     items: list[CaseRow]
     next_after_id: int | None
     high_water: int
-
-
-class KillAfter(BaseModel):
-    """Body of ``POST /_standin/hooks/kill-after?op=...``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pid: int = Field(gt=1)
-    signal: str = Field("SIGKILL", pattern="^(SIGKILL|SIGTERM|SIGINT)$")

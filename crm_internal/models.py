@@ -197,15 +197,6 @@ class CompanyList(BaseModel):
     high_water: int
 
 
-class KillAfter(BaseModel):
-    """Body of ``POST /_standin/hooks/kill-after?op=...``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pid: int = Field(gt=1)
-    signal: str = Field("SIGKILL", pattern="^(SIGKILL|SIGTERM|SIGINT)$")
-
-
 def field_names(object: ObjectName) -> set[str]:
     return set(FIELDS[object].model_fields)
 
