@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+from ...connectors.crm.internal import InternalClient
 from ...core.flow import Flow
 from ...core.http import mask_url
 from ...core.stats import Gauge
@@ -28,11 +29,8 @@ __all__ = ["SYNC", "CrmSettings", "assemble", "crm_flows"]
 
 
 def crm_flows(
-    settings: CrmSettings, runtime: Runtime, internal: object, wired: Sequence[Wired]
+    settings: CrmSettings, runtime: Runtime, internal: InternalClient, wired: Sequence[Wired]
 ) -> list[Flow]:
-    from ...connectors.crm.internal import InternalClient
-
-    assert isinstance(internal, InternalClient)
     flows: list[Flow] = []
     sinks: list[CrmSink] = []
     for each in wired:

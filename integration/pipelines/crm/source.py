@@ -85,9 +85,7 @@ class ProviderChanges:
         started = self.clock.now()
         since = None if position is None else position - self.overlap
         newest = position
-        seen: set[str] = set()
         async for records in self.connector.changed_since(self.object, since):
-            seen.update(r.id for r in records if not r.deleted)
             newest = max([newest or 0.0, *(r.updated_at for r in records)])
             yield Received(_page(records))
         # The position moves with the pass's last page only: a pass cut short is read again.
